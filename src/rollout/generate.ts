@@ -1,0 +1,225 @@
+import { ConfigError } from "../util/errors.js";
+import { Rng } from "../util/rng.js";
+import { sampleToken, validateTokenSamplingParams } from "./sampler.js";
+import type { Completion, GenerateParams, Generator } from "./types.js";
+
+/**
+ * What generation needs from a model: a KV cache and a step that appends tokens to some of its rows.
+ * `forwardRows` appends `seqLen` tokens to each row listed in `rows` (row-major in `tokens`, all rows
+ * at the same position) and returns the logits of each row's last new position, `[rows.length * vocab]`.
+ * `adaptQwen3` (below) builds one from the engine's Qwen3 model; tests use small toy models.
+ */
+export interface DecodeModel<Cache = unknown> {
+  readonly vocabSize: number;
+  createKVCache(batchSize: number, maxLen: number): Cache;
+  forwardRows(cache: Cache, tokens: Int32Array, rows: Int32Array, seqLen: number): Float32Array;
+}
+
+/** A 32-bit seed for completion `sampleIndex` of prompt `promptIndex`, independent of the batch. */
+export function completionSeed(seed: number, promptIndex: number, sampleIndex: number): number {
+  let h = (seed ^ 0x9e3779b9) >>> 0;
+  for (const v of [promptIndex, sampleIndex]) {
+    h = Math.imul(h ^ (v >>> 0), 0x85ebca6b) >>> 0;
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+    h = (h ^ (h >>> 16)) >>> 0;
+  }
+  return h;
+}
+
+function validate(prompts: number[][], params: GenerateParams, vocab: number): void {
+  validateTokenSamplingParams(params, "generate");
+  const n = params.n ?? 1;
+  if (!Number.isInteger(n) || n < 1)
+    throw new ConfigError(`generate: n must be an integer ≥ 1, got ${n}`, "use n ≥ 1");
+  if (!Number.isInteger(params.maxNewTokens) || params.maxNewTokens < 1) {
+    throw new ConfigError(
+      `generate: maxNewTokens must be an integer ≥ 1, got ${params.maxNewTokens}`,
+      "set maxNewTokens to the longest completion you want",
+    );
+  }
+  if ((params.stopStrings?.length ?? 0) > 0 && !params.decode) {
+    throw new ConfigError(
+      "generate: stopStrings need a decode function",
+      "pass params.decode (e.g. tokenizer.decode)",
+    );
+  }
+  if (params.stopStrings?.some((s) => s.length === 0)) {
+    throw new ConfigError("generate: an empty stop string would stop at once", "remove the empty string");
+  }
+  prompts.forEach((p, i) => {
+    if (p.length === 0) {
+      throw new ConfigError(
+        `generate: prompt ${i} is empty`,
+        "start every prompt with at least one token (e.g. BOS)",
+      );
+    }
+    for (const t of p) {
+      if (!Number.isInteger(t) || t < 0 || t >= vocab) {
+        throw new ConfigError(
+          `generate: prompt ${i} has token id ${t}, outside the model's vocabulary [0, ${vocab})`,
+          "encode prompts with the model's own tokenizer",
+        );
+      }
+    }
+  });
+}
+
+interface Sequence {
+  promptIndex: number;
+  sampleIndex: number;
+  prompt: number[];
+  rng: Rng | null;
+  /** Distinct tokens seen so far, for the repetition penalty. */
+  seenList: number[];
+  seenFlags: Uint8Array | null;
+  tokens: number[];
+  logprobs: number[];
+  modelLogprobs: number[];
+  finishReason: "stop" | "length" | null;
+  stopString: string | null;
+}
+
+/**
+ * Samples `n` completions for every prompt. Sequences decode together: each step feeds one token per
+ * active sequence through a single `forwardRows` call over the KV cache, and a finished sequence drops
+ * out of the batch. Prompts of different lengths share one cache: the common prefix length is prefilled
+ * in one call, then every row advances one position per step, a longer prompt feeding its remaining
+ * prompt tokens while shorter ones already sample. Completions come back ordered by (prompt, sample).
+ */
+export function generate<C>(
+  model: DecodeModel<C>,
+  prompts: number[][],
+  params: GenerateParams,
+): Completion[] {
+  const vocab = model.vocabSize;
+  validate(prompts, params, vocab);
+  const n = params.n ?? 1;
+  const seed = params.seed ?? 0;
+  const greedy = params.temperature === 0;
+  const usePenalty = (params.repetitionPenalty ?? 1) !== 1;
+  const stopIds = new Set(params.stopTokenIds ?? []);
+  const stopStrings = params.stopStrings ?? [];
+  const maxStopChars = Math.max(0, ...stopStrings.map((s) => s.length));
+
+  const all: Sequence[] = [];
+  prompts.forEach((prompt, promptIndex) => {
+    for (let sampleIndex = 0; sampleIndex < n; sampleIndex++) {
+      all.push({
+        promptIndex,
+        sampleIndex,
+        prompt,
+        rng: greedy ? null : new Rng(completionSeed(seed, promptIndex, sampleIndex)),
+        seenList: [],
+        seenFlags: usePenalty ? new Uint8Array(vocab) : null,
+        tokens: [],
+        logprobs: [],
+        modelLogprobs: [],
+        finishReason: null,
+        stopString: null,
+      });
+    }
+  });
+  const markSeen = (s: Sequence, t: number) => {
+    if (s.seenFlags && s.seenFlags[t] === 0) {
+      s.seenFlags[t] = 1;
+      s.seenList.push(t);
+    }
+  };
+
+  const batchSize = Math.max(1, params.maxBatchSize ?? all.length);
+  for (let start = 0; start < all.length; start += batchSize) {
+    const batch = all.slice(start, start + batchSize);
+    const longestPrompt = Math.max(...batch.map((s) => s.prompt.length));
+    const prefill = Math.min(...batch.map((s) => s.prompt.length));
+    const cache = model.createKVCache(batch.length, longestPrompt + params.maxNewTokens);
+    for (const s of batch) for (const t of s.prompt) markSeen(s, t);
+
+    // Row r of the cache belongs to batch[r] for the whole run; `active` lists rows still decoding.
+    let active = Int32Array.from(batch.keys());
+    const first = new Int32Array(batch.length * prefill);
+    for (let r = 0; r < batch.length; r++) first.set(batch[r].prompt.slice(0, prefill), r * prefill);
+    let logits = model.forwardRows(cache, first, active, prefill);
+    let position = prefill; // tokens in every active row's cache
+
+    for (;;) {
+      const next: number[] = [];
+      const feed: number[] = [];
+      for (let a = 0; a < active.length; a++) {
+        const r = active[a];
+        const s = batch[r];
+        if (position < s.prompt.length) {
+          next.push(r);
+          feed.push(s.prompt[position]);
+          continue;
+        }
+        const drawn = sampleToken(logits, a * vocab, vocab, params, s.rng, s.seenList);
+        s.tokens.push(drawn.token);
+        s.logprobs.push(drawn.samplerLogprob);
+        s.modelLogprobs.push(drawn.modelLogprob);
+        markSeen(s, drawn.token);
+        if (stopIds.has(drawn.token)) s.finishReason = "stop";
+        else if (maxStopChars > 0) {
+          const hit = findStopString(s.tokens, stopStrings, maxStopChars, params.decode!);
+          if (hit !== null) {
+            s.finishReason = "stop";
+            s.stopString = hit;
+          }
+        }
+        if (s.finishReason === null && s.tokens.length >= params.maxNewTokens) s.finishReason = "length";
+        if (s.finishReason === null) {
+          next.push(r);
+          feed.push(drawn.token);
+        }
+      }
+      if (next.length === 0) break;
+      active = Int32Array.from(next);
+      logits = model.forwardRows(cache, Int32Array.from(feed), active, 1);
+      position++;
+    }
+  }
+
+  return all.map((s) => {
+    const c: Completion = {
+      promptIndex: s.promptIndex,
+      sampleIndex: s.sampleIndex,
+      tokens: s.tokens,
+      logprobs: s.logprobs,
+      modelLogprobs: s.modelLogprobs,
+      finishReason: s.finishReason ?? "length",
+    };
+    if (params.decode) c.text = completionText(s, stopIds, params.decode);
+    return c;
+  });
+}
+
+/**
+ * Checks only a tail window of tokens: a stop string not present before this token must end inside the
+ * newly decoded text, and decoding the whole completion every step would cost O(length²).
+ */
+function findStopString(
+  tokens: number[],
+  stops: readonly string[],
+  maxChars: number,
+  decode: (t: number[]) => string,
+): string | null {
+  const tail = decode(tokens.slice(-(maxChars + 4)));
+  for (const s of stops) if (tail.includes(s)) return s;
+  return null;
+}
+
+function completionText(s: Sequence, stopIds: Set<number>, decode: (t: number[]) => string): string {
+  const last = s.tokens[s.tokens.length - 1];
+  const body = s.finishReason === "stop" && stopIds.has(last) ? s.tokens.slice(0, -1) : s.tokens;
+  const text = decode(body);
+  if (s.stopString === null) return text;
+  const at = text.indexOf(s.stopString);
+  return at >= 0 ? text.slice(0, at) : text;
+}
+
+/** `generate` behind the async `Generator` shape shared with OpenAI-compatible servers. */
+export class LocalGenerator<C = unknown> implements Generator {
+  constructor(readonly model: DecodeModel<C>) {}
+  async generate(prompts: number[][], params: GenerateParams): Promise<Completion[]> {
+    return generate(this.model, prompts, params);
+  }
+}
