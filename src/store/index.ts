@@ -1,2 +1,16 @@
-// Public API of src/store (re-exported from the package root). Filled in by the module's owner.
-export {};
+// Public API of src/store (re-exported from the package root).
+export type { RunPaths } from "./run.js";
+export {
+  appendMetrics,
+  checkpointDir,
+  createRun,
+  latestCheckpoint,
+  listCheckpoints,
+  openRun,
+  readMetrics,
+  runPaths,
+  saveRunCheckpoint,
+  truncateMetricsAfter,
+} from "./run.js";
+export type { SampleKind, SampleRecord } from "./samples.js";
+export { RunDatabase } from "./samples.js";
