@@ -1,2 +1,33 @@
-// Public API of src/rl (re-exported from the package root). Filled in by the module's owner.
-export {};
+// Public API of src/rl (re-exported from the package root). The losses live in ./objectives (re-exported
+// from the root separately); here: advantages, group filters and dynamic sampling, overlong handling,
+// and the positive-sample SFT term.
+export {
+  ADVANTAGE_ESTIMATORS,
+  type AdvantageConfig,
+  type AdvantageEstimatorName,
+  type AdvantageFn,
+  type AdvantageInput,
+  advantages,
+} from "./advantages.js";
+export {
+  checkDynamicSamplingConfig,
+  DynamicSampler,
+  type DynamicSamplingConfig,
+  type DynamicSamplingDecision,
+  filterGroups,
+  GROUP_FILTER_METRICS,
+  type GroupFilterConfig,
+  type GroupFilterInput,
+  type GroupFilterMetric,
+  type GroupFilterResult,
+  overlongFilterMask,
+  type SoftOverlongConfig,
+  softOverlongPenalty,
+  truncatedFromFinishReasons,
+} from "./filters.js";
+export {
+  type PositiveSftConfig,
+  type PositiveSftInput,
+  type PositiveSftResult,
+  positiveSftTerm,
+} from "./sft-term.js";

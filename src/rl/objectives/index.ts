@@ -1,2 +1,32 @@
-// Public API of src/rl/objectives (re-exported from the package root). Filled in by the module's owner.
-export {};
+// Public API of src/rl/objectives (re-exported from the package root): policy losses, aggregation, KL.
+export {
+  AGGREGATION_MODES,
+  type AggregationMode,
+  type AggregationOptions,
+  aggregate,
+  aggregationScales,
+  checkAggregation,
+} from "./aggregate.js";
+export {
+  POLICY_LOSS_NAMES,
+  type PolicyLossConfig,
+  type PolicyLossName,
+  type ResolvedPolicyLossConfig,
+  resolvePolicyLossConfig,
+} from "./config.js";
+export { KL_ESTIMATORS, type KlEstimator, klToken } from "./kl.js";
+export {
+  type PolicyLossFn,
+  type PolicyLossInput,
+  type PolicyLossMetrics,
+  type PolicyLossResult,
+  policyLoss,
+} from "./policy-loss.js";
+export {
+  KLEAR_RL_PRESETS,
+  type KlearRlPreset,
+  klearCodeRlPreset,
+  klearMathGeneralGppoPreset,
+  klearMathOnlyHighPreset,
+  klearMathRlPreset,
+} from "./presets.js";

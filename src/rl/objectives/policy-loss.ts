@@ -1,0 +1,289 @@
+/**
+ * The policy-loss registry: every loss has one signature, `(input) → { loss, dLogp, metrics }`, and
+ * goes through the one aggregation function. dLogp is the gradient coefficient on each token's
+ * log π_θ(a_t|s_t), ready for the model's backward; for GPPO it is the paper's surrogate gradient, not
+ * the derivative of the reported loss value.
+ */
+import { KlearError } from "../../util/errors.js";
+import { aggregationScales, weightedSum } from "./aggregate.js";
+import {
+  type ClipRule,
+  cispoToken,
+  clippedToken,
+  MAX_LOG_RATIO,
+  Region,
+  safeRatio,
+  type TokenTerm,
+} from "./clip.js";
+import {
+  type PolicyLossConfig,
+  type PolicyLossName,
+  type ResolvedPolicyLossConfig,
+  resolvePolicyLossConfig,
+} from "./config.js";
+import { klToken } from "./kl.js";
+import {
+  broadcastPerSequence,
+  flattenMask,
+  flattenTokens,
+  type NumberList,
+  rowViews,
+  type TokenLayout,
+  type TokenMask,
+  type TokenValues,
+  tokenLayout,
+} from "./layout.js";
+
+export interface PolicyLossInput {
+  /** log π_θ of the sampled tokens (the values the model will backpropagate from). */
+  logp: TokenValues;
+  /** log π_old of the same tokens, recomputed by the training model before the update (spec §16.1). */
+  oldLogp: TokenValues;
+  /** One advantage per sequence, or one per token. */
+  advantages: TokenValues;
+  /** Loss mask; default every token. Masked tokens get exactly zero gradient and are never read. */
+  mask?: TokenMask;
+  /** Row lengths when the arrays are flat. */
+  lengths?: NumberList;
+  /** log π_ref, needed only when klCoeff > 0. */
+  refLogp?: TokenValues;
+  /** Per-token entropy of π_θ: logged, and with entropyCoeff ≠ 0 also part of the loss (see dEntropy). */
+  entropy?: TokenValues;
+  /** Active tokens in the whole optimizer mini-batch, for gradient accumulation over micro-batches. */
+  globalTokenCount?: number;
+  /** Non-empty sequences in the whole mini-batch (seq-mean-* aggregation), for the same reason. */
+  globalSeqCount?: number;
+}
+
+export interface PolicyLossMetrics {
+  /** The aggregated policy-gradient term (value as the code reports it, spec §5.3). */
+  pgLoss: number;
+  /** The aggregated KL estimate against refLogp (before klCoeff); 0 when no refLogp. */
+  klLoss: number;
+  /** Mean entropy over active tokens; NaN when no entropy was given. */
+  entropy: number;
+  /** Fraction of active tokens clipped on the high side (A>0, ratio>1+ε_h; CISPO: any A). */
+  clipFracHigh: number;
+  /** Fraction of active tokens clipped on the low side (A<0, ratio<1−ε_l; CISPO: any A). */
+  clipFracLow: number;
+  /** Fraction of active tokens capped by dual-clip (A<0, ratio>c): zero gradient. */
+  dualClipFrac: number;
+  /** Fraction of active tokens in a clipped region that still get a bounded, non-zero gradient (GPPO's point). */
+  boundedGradFrac: number;
+  /** k1 estimate of KL(π_old‖π_θ): mean of log π_old − log π_θ. */
+  approxKlK1: number;
+  /** k3 estimate of KL(π_old‖π_θ): mean of δ − 1 − log δ (non-negative, low variance). */
+  approxKlK3: number;
+  /** Mean and max of the importance ratio the loss used (GSPO: the sequence ratio). */
+  ratioMean: number;
+  ratioMax: number;
+  /** Active tokens and non-empty sequences in this call, to weight metrics across micro-batches. */
+  tokens: number;
+  sequences: number;
+}
+
+export interface PolicyLossResult {
+  /** Total loss: aggregated policy term + klCoeff·KL − entropyCoeff·entropy. */
+  loss: number;
+  /** dLoss/dlogp per token, flat in input token order (zero on masked tokens). */
+  dLogp: Float64Array;
+  /** The same gradient as zero-copy views, one per row. */
+  dLogpRows: Float64Array[];
+  /** dLoss/dentropy per token when entropyCoeff ≠ 0 and entropy was given, for the model's entropy backward. */
+  dEntropy?: Float64Array;
+  metrics: PolicyLossMetrics;
+}
+
+export type PolicyLossFn = (input: PolicyLossInput) => PolicyLossResult;
+
+/** Per-token term of a loss, given the ratio it uses and the token's advantage. */
+type TokenRule = (ratio: number, adv: number, out: TokenTerm) => TokenTerm;
+
+function clipRuleFor(name: PolicyLossName, cfg: ResolvedPolicyLossConfig): ClipRule {
+  const base = { epsLow: cfg.epsLow, epsHigh: cfg.epsHigh, clipRatioC: cfg.clipRatioC };
+  switch (name) {
+    case "gppo":
+      return { ...base, lowGrad: cfg.beta1, highGrad: cfg.beta2, lowValue: cfg.beta1, highValue: cfg.beta2 };
+    case "gppo-only-high":
+      return { ...base, lowGrad: 0, highGrad: 1, lowValue: 1, highValue: 1 };
+    default:
+      return { ...base, lowGrad: 0, highGrad: 0, lowValue: 1, highValue: 1 };
+  }
+}
+
+function tokenRuleFor(name: PolicyLossName, cfg: ResolvedPolicyLossConfig): TokenRule {
+  if (name === "cispo") return (ratio, adv, out) => cispoToken(ratio, adv, cfg.epsLow, cfg.epsHigh, out);
+  const rule = clipRuleFor(name, cfg);
+  return (ratio, adv, out) => clippedToken(ratio, adv, rule, out);
+}
+
+function requireFinite(values: Float64Array, mask: Uint8Array, layout: TokenLayout, field: string): void {
+  for (let k = 0; k < values.length; k++) {
+    if (mask[k] && !Number.isFinite(values[k])) {
+      let row = 0;
+      while (layout.offsets[row + 1] <= k) row++;
+      throw new KlearError(
+        "NON_FINITE_INPUT",
+        `${field}[${row}][${k - layout.offsets[row]}] = ${values[k]} on an unmasked token`,
+        `check the model's log-probs and the advantages for this row, or mask the token out`,
+      );
+    }
+  }
+}
+
+/** Per-row sequence ratio exp(mean_t(logp − oldLogp)) over active tokens (GSPO), broadcast to tokens. */
+function sequenceRatios(
+  logp: Float64Array,
+  oldLogp: Float64Array,
+  mask: Uint8Array,
+  layout: TokenLayout,
+): Float64Array {
+  const out = new Float64Array(layout.tokens);
+  for (let i = 0; i < layout.rows; i++) {
+    let sum = 0;
+    let n = 0;
+    for (let k = layout.offsets[i]; k < layout.offsets[i + 1]; k++) {
+      if (!mask[k]) continue;
+      sum += logp[k] - oldLogp[k];
+      n++;
+    }
+    out.fill(n > 0 ? safeRatio(sum / n) : 1, layout.offsets[i], layout.offsets[i + 1]);
+  }
+  return out;
+}
+
+/**
+ * Builds a policy loss by name, e.g. `policyLoss("gppo", { epsLow: 0.2, epsHigh: 0.28, clipRatioC: 10 })`.
+ * Losses: gppo (β1, β2 general form; β1=β2=1 is the paper's), gppo-only-high, ppo-clip, dual-clip,
+ * clip-higher, cispo, gspo. Throws ConfigError listing the valid choices on an unknown name or option.
+ */
+export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLossFn {
+  const resolved = resolvePolicyLossConfig(name, cfg);
+  const lossName = name as PolicyLossName;
+  const tokenRule = tokenRuleFor(lossName, resolved);
+  const sequenceLevel = lossName === "gspo";
+
+  return (input: PolicyLossInput): PolicyLossResult => {
+    const layout = tokenLayout(input.logp, input.lengths, "logp");
+    const mask = flattenMask(input.mask, layout);
+    const logp = flattenTokens(input.logp, layout, "logp");
+    const oldLogp = flattenTokens(input.oldLogp, layout, "oldLogp");
+    const adv = broadcastPerSequence(input.advantages, layout, "advantages");
+    requireFinite(logp, mask, layout, "logp");
+    requireFinite(oldLogp, mask, layout, "oldLogp");
+    requireFinite(adv, mask, layout, "advantages");
+
+    const scales = aggregationScales(resolved.aggregation, mask, layout, {
+      globalTokenCount: input.globalTokenCount,
+      globalSeqCount: input.globalSeqCount,
+      lengthDivisor: resolved.lengthDivisor,
+    });
+    const lossRatios = sequenceLevel ? sequenceRatios(logp, oldLogp, mask, layout) : null;
+
+    const dLogp = new Float64Array(layout.tokens);
+    const values = new Float64Array(layout.tokens);
+    const term: TokenTerm = { value: 0, weight: 0, region: Region.inside };
+    let active = 0;
+    let high = 0;
+    let low = 0;
+    let dual = 0;
+    let bounded = 0;
+    let k1 = 0;
+    let k3 = 0;
+    let ratioSum = 0;
+    let ratioMax = Number.NEGATIVE_INFINITY;
+    for (let k = 0; k < layout.tokens; k++) {
+      if (!mask[k]) continue;
+      active++;
+      const logRatio = Math.min(MAX_LOG_RATIO, Math.max(-MAX_LOG_RATIO, logp[k] - oldLogp[k]));
+      const tokenRatio = Math.exp(logRatio);
+      k1 -= logRatio;
+      k3 += tokenRatio - 1 - logRatio;
+      const ratio = lossRatios === null ? tokenRatio : lossRatios[k];
+      ratioSum += ratio;
+      if (ratio > ratioMax) ratioMax = ratio;
+      tokenRule(ratio, adv[k], term);
+      values[k] = term.value;
+      dLogp[k] = scales[k] * (-adv[k] * term.weight);
+      if (term.region === Region.high) high++;
+      else if (term.region === Region.low) low++;
+      else if (term.region === Region.dual) dual++;
+      if ((term.region === Region.high || term.region === Region.low) && term.weight !== 0) bounded++;
+    }
+    const pgLoss = weightedSum(values, scales, mask);
+
+    let klLoss = 0;
+    if (input.refLogp !== undefined) {
+      const ref = flattenTokens(input.refLogp, layout, "refLogp");
+      requireFinite(ref, mask, layout, "refLogp");
+      const klValues = new Float64Array(layout.tokens);
+      for (let k = 0; k < layout.tokens; k++) {
+        if (!mask[k]) continue;
+        const kl = klToken(resolved.klEstimator, logp[k], ref[k]);
+        klValues[k] = kl.value;
+        if (resolved.klCoeff !== 0) dLogp[k] += resolved.klCoeff * scales[k] * kl.grad;
+      }
+      klLoss = weightedSum(klValues, scales, mask);
+    } else if (resolved.klCoeff !== 0) {
+      throw new KlearError(
+        "MISSING_INPUT",
+        `klCoeff = ${resolved.klCoeff} but no refLogp was given`,
+        "pass refLogp (the reference policy's log-probs of the same tokens), or set klCoeff to 0",
+      );
+    }
+
+    let entropyMean = Number.NaN;
+    let entropyAgg = 0;
+    let dEntropy: Float64Array | undefined;
+    if (input.entropy !== undefined) {
+      const entropy = flattenTokens(input.entropy, layout, "entropy");
+      requireFinite(entropy, mask, layout, "entropy");
+      let sum = 0;
+      for (let k = 0; k < layout.tokens; k++) if (mask[k]) sum += entropy[k];
+      entropyMean = active > 0 ? sum / active : 0;
+      entropyAgg = weightedSum(entropy, scales, mask);
+      if (resolved.entropyCoeff !== 0) {
+        dEntropy = new Float64Array(layout.tokens);
+        for (let k = 0; k < layout.tokens; k++) if (mask[k]) dEntropy[k] = -resolved.entropyCoeff * scales[k];
+      }
+    } else if (resolved.entropyCoeff !== 0) {
+      throw new KlearError(
+        "MISSING_INPUT",
+        `entropyCoeff = ${resolved.entropyCoeff} but no entropy was given`,
+        "pass the per-token entropy of π_θ, or set entropyCoeff to 0",
+      );
+    }
+
+    let sequences = 0;
+    for (let i = 0; i < layout.rows; i++) {
+      for (let k = layout.offsets[i]; k < layout.offsets[i + 1]; k++) {
+        if (mask[k]) {
+          sequences++;
+          break;
+        }
+      }
+    }
+    const frac = (n: number) => (active > 0 ? n / active : 0);
+    return {
+      loss: pgLoss + resolved.klCoeff * klLoss - resolved.entropyCoeff * entropyAgg,
+      dLogp,
+      dLogpRows: rowViews(dLogp, layout),
+      ...(dEntropy === undefined ? {} : { dEntropy }),
+      metrics: {
+        pgLoss,
+        klLoss,
+        entropy: entropyMean,
+        clipFracHigh: frac(high),
+        clipFracLow: frac(low),
+        dualClipFrac: frac(dual),
+        boundedGradFrac: frac(bounded),
+        approxKlK1: frac(k1),
+        approxKlK3: frac(k3),
+        ratioMean: frac(ratioSum),
+        ratioMax: active > 0 ? ratioMax : 0,
+        tokens: active,
+        sequences,
+      },
+    };
+  };
+}
