@@ -13,3 +13,12 @@ export {
   sampleArithmeticProblem,
   verifyArithmetic,
 } from "./arithmetic.js";
+export type { DemoConfig, DemoPresetName } from "./demo-config.js";
+export {
+  DEMO_PRESET_NAMES,
+  DEMO_PRESETS,
+  DemoConfigSchema,
+  describeDemoConfig,
+  parseDemoConfig,
+  resolveDemoConfig,
+} from "./demo-config.js";
