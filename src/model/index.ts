@@ -1,2 +1,46 @@
-// Public API of src/model (re-exported from the package root). Filled in by the module's owner.
-export {};
+// Public API of src/model (re-exported from the package root).
+export {
+  applyChatTemplate,
+  type ChatMessage,
+  type ChatRenderOptions,
+  ChatTemplate,
+  chatTemplateFor,
+  SIMPLE_CHAT_TEMPLATE,
+} from "./chat.js";
+export {
+  floatToBf16Bits,
+  floatToF16Bits,
+  type LoadedTensor,
+  parseShardSize,
+  readSafetensors,
+  readSafetensorsFolder,
+  readSafetensorsHeader,
+  roundToDtype,
+  SAFETENSORS_INDEX_FILE,
+  SAFETENSORS_READABLE_DTYPES,
+  SAFETENSORS_SINGLE_FILE,
+  SAFETENSORS_WRITE_DTYPES,
+  type SafetensorsDtype,
+  type SafetensorsHeader,
+  type SafetensorsTensorInfo,
+  type SafetensorsWriteDtype,
+  type TensorToWrite,
+  type WriteSafetensorsFolderOptions,
+  type WriteSafetensorsOptions,
+  writeSafetensors,
+  writeSafetensorsFolder,
+} from "./safetensors.js";
+export {
+  BYTE_TOKENIZER_DEFAULT_ADDED_TOKENS,
+  ByteTokenizer,
+  type ByteTokenizerOptions,
+  checkTokenizerFitsVocab,
+  HfTokenizer,
+  loadTokenizer,
+  type Tokenizer,
+  type TokenizerAddedToken,
+  type TokenizerDecodeOptions,
+  type TokenizerEncodeOptions,
+  type TokenizerFiles,
+  tokenizerFromFiles,
+} from "./tokenizer.js";

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import {
+  applyChatTemplate,
+  type ChatMessage,
+  type ChatRenderOptions,
+  ChatTemplate,
+  SIMPLE_CHAT_TEMPLATE,
+} from "../../src/model/chat.js";
+import { ByteTokenizer, loadTokenizer } from "../../src/model/tokenizer.js";
+
+const QWEN3_SUBSET = join(import.meta.dirname, "../../fixtures/model/qwen3-tokenizer-subset");
+
+describe("Qwen3's own chat template", () => {
+  const expected = JSON.parse(readFileSync(join(QWEN3_SUBSET, "expected_chat.json"), "utf8")) as {
+    cases: { messages: ChatMessage[]; options: Record<string, boolean>; expected: string }[];
+  };
+
+  it("renders exactly as Python jinja2 does in transformers (with/without generation prompt, thinking off)", async () => {
+    const tok = await loadTokenizer(QWEN3_SUBSET);
+    assert.ok(expected.cases.length >= 9);
+    for (const c of expected.cases) {
+      const opts: ChatRenderOptions = {
+        addGenerationPrompt: c.options.add_generation_prompt,
+        enableThinking: c.options.enable_thinking,
+      };
+      assert.equal(applyChatTemplate(tok, c.messages, opts), c.expected, JSON.stringify(c.options));
+    }
+  });
+
+  it("ends the generation prompt with an empty think block only when thinking is off", async () => {
+    const tok = await loadTokenizer(QWEN3_SUBSET);
+    const msgs: ChatMessage[] = [{ role: "user", content: "2+2?" }];
+    assert.ok(
+      applyChatTemplate(tok, msgs, { addGenerationPrompt: true }).endsWith("<|im_start|>assistant\n"),
+    );
+    assert.ok(
+      applyChatTemplate(tok, msgs, { addGenerationPrompt: true, enableThinking: false }).endsWith(
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n",
+      ),
+    );
+    assert.ok(applyChatTemplate(tok, msgs).endsWith("2+2?<|im_end|>\n"));
+  });
+});
+
+describe("built-in template for tiny models", () => {
+  const tok = new ByteTokenizer();
+  const msgs: ChatMessage[] = [
+    { role: "system", content: "Be brief." },
+    { role: "user", content: "1+1?" },
+  ];
+
+  it("is ChatML and is used when the tokenizer has none", () => {
+    assert.equal(
+      applyChatTemplate(tok, msgs, { addGenerationPrompt: true }),
+      "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n1+1?<|im_end|>\n<|im_start|>assistant\n",
+    );
+    assert.ok(
+      applyChatTemplate(tok, msgs, { addGenerationPrompt: true, enableThinking: false }).endsWith(
+        "1+1?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
+      ),
+    );
+    assert.equal(
+      applyChatTemplate(tok, msgs),
+      "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n1+1?<|im_end|>\n",
+    );
+  });
+
+  it("tokenizes into single ids for the chat markers", () => {
+    const ids = tok.encode(applyChatTemplate(tok, msgs, { addGenerationPrompt: true }));
+    assert.equal(ids.filter((id) => id === tok.specialTokens.get("<|im_start|>")).length, 3);
+    assert.equal(ids.filter((id) => id === tok.eosTokenId).length, 2);
+  });
+
+  it("a template on the tokenizer wins, and bad templates name their source", () => {
+    const custom = new ByteTokenizer({
+      chatTemplate: "{{ bos_token }}{{ messages | length }}{{ eos_token }}",
+    });
+    assert.equal(applyChatTemplate(custom, msgs), "2<|im_end|>");
+    assert.throws(
+      () => new ChatTemplate("{% for %}", "x/tokenizer_config.json"),
+      /x\/tokenizer_config\.json: chat template does not parse/,
+    );
+    assert.equal(new ChatTemplate(SIMPLE_CHAT_TEMPLATE).render([]), "");
+  });
+});
