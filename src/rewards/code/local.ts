@@ -1,0 +1,446 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { KlearError } from "../../util/errors.js";
+import {
+  clip,
+  compareStdout,
+  type PyValue,
+  parsePythonJson,
+  pythonEquals,
+  reviveHarnessValue,
+  showPyValue,
+} from "./compare.js";
+import type { CodeExecutor, CodeRunLimits, CodeRunResult, CodeTest, CodeVerdict } from "./types.js";
+
+export const PYTHON_PATH = "/usr/bin/python3";
+export const BWRAP_PATH = "/usr/bin/bwrap";
+const HARNESS_IN_SANDBOX = "/opt/klear/harness.py";
+const MEMORY_EXIT = 113;
+
+export const CODE_LIMIT_DEFAULTS = {
+  timeoutMs: 6000,
+  memoryMb: 1024,
+  stopAtFirstFailure: true,
+  outputLimitBytes: 16 * 1024 * 1024,
+  prelude: true,
+} as const;
+
+/**
+ * The harness ships as a .py file beside this module in src/; tsc does not copy it to dist/, so from
+ * dist/rewards/code/ we look in the package's src/ too.
+ */
+export function locateHarness(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [resolve(here, "harness.py"), resolve(here, "../../../src/rewards/code/harness.py")];
+  for (const c of candidates) if (existsSync(c)) return c;
+  throw new KlearError(
+    "SANDBOX_HARNESS_MISSING",
+    `the code sandbox harness was not found (looked in ${candidates.join(", ")})`,
+    "reinstall klear: the package must include src/rewards/code/harness.py",
+  );
+}
+
+/** Reads the function name from LeetCode starter code: the first `def name(self, ...)`. */
+export function fnNameFromStarter(starterCode: string | undefined): string | undefined {
+  const m = /def\s+([A-Za-z_]\w*)\s*\(\s*self\b/.exec(starterCode ?? "");
+  return m?.[1];
+}
+
+export interface LocalSandboxOptions {
+  /** "bwrap" (default) isolates; "unsafe-none" runs the harness directly (trusted code only). */
+  isolation?: "bwrap" | "unsafe-none";
+  /** First uid of this executor's worker slots (slot k runs as uidBase + k); only used as root. */
+  uidBase?: number;
+  /** Size of the sandbox's private /tmp (MiB). Default 64. */
+  tmpfsMb?: number;
+  /** Processes per slot uid (RLIMIT_NPROC). Default 64. */
+  maxProcesses?: number;
+  /** Largest file a solution may write (MiB, RLIMIT_FSIZE). Default 16. */
+  maxFileMb?: number;
+  /** Open files per process (RLIMIT_NOFILE). Default 64. */
+  maxOpenFiles?: number;
+}
+
+let warnedUnsafe = false;
+let nextUidBlock = 0;
+const isRoot = () => typeof process.getuid === "function" && process.getuid() === 0;
+
+/**
+ * Runs solutions on this machine: one bubblewrap sandbox per solution (no network, read-only /usr
+ * only, private size-limited /tmp, own PID namespace with the harness as PID 1, non-root uid per
+ * worker slot, rlimits), with the harness forking once per test inside.
+ */
+export class LocalCodeExecutor implements CodeExecutor {
+  readonly name: string;
+  private readonly harness = locateHarness();
+  private readonly isolation: "bwrap" | "unsafe-none";
+  private readonly uidBase: number;
+  private readonly opts: Required<Omit<LocalSandboxOptions, "isolation" | "uidBase">>;
+
+  constructor(opts: LocalSandboxOptions = {}) {
+    this.isolation = opts.isolation ?? "bwrap";
+    this.name = this.isolation === "bwrap" ? "bwrap" : "unsafe-none";
+    // Distinct uids per process and per executor, so that RLIMIT_NPROC (counted per uid across the
+    // whole machine) of one run never throttles another.
+    this.uidBase = opts.uidBase ?? 61000 + (process.pid % 1000) * 32 + 8 * (nextUidBlock++ % 4);
+    this.opts = {
+      tmpfsMb: opts.tmpfsMb ?? 64,
+      maxProcesses: opts.maxProcesses ?? 64,
+      maxFileMb: opts.maxFileMb ?? 16,
+      maxOpenFiles: opts.maxOpenFiles ?? 64,
+    };
+    if (!existsSync(PYTHON_PATH)) {
+      throw new KlearError(
+        "SANDBOX_PYTHON_MISSING",
+        `${PYTHON_PATH} is not installed; the code sandbox runs solutions with it`,
+        "install it: apt-get install -y --no-install-recommends python3-minimal",
+      );
+    }
+    if (this.isolation === "bwrap" && !existsSync(BWRAP_PATH)) {
+      throw new KlearError(
+        "SANDBOX_BWRAP_MISSING",
+        `bubblewrap (${BWRAP_PATH}) is not installed; refusing to run untrusted code without a sandbox`,
+        'install it: apt-get install -y bubblewrap (or `npm run setup`); only for trusted code, pass --unsafe-no-sandbox / sandbox: "unsafe-none"',
+      );
+    }
+    if (this.isolation === "unsafe-none" && !warnedUnsafe) {
+      warnedUnsafe = true;
+      process.stderr.write(
+        "klear: WARNING: running generated code WITHOUT a sandbox (unsafe-none): it can read your files, use the network and kill your processes. Use only for trusted code.\n",
+      );
+    }
+  }
+
+  /** The command line for one solution's sandbox. */
+  commandFor(limits: Required<CodeRunLimits>, testCount: number, slot: number): string[] {
+    const cpuTotal = Math.ceil((testCount * (limits.timeoutMs + 1000)) / 1000) + 5;
+    const rlimits = [
+      `--cpu=${cpuTotal}`,
+      // The harness and its test processes each get the per-test limit; this outer one also covers bwrap.
+      `--as=${(limits.memoryMb + 512) * 1024 * 1024}`,
+      `--nproc=${this.opts.maxProcesses}`,
+      `--fsize=${this.opts.maxFileMb * 1024 * 1024}`,
+      `--nofile=${this.opts.maxOpenFiles}`,
+      "--core=0",
+    ];
+    if (this.isolation === "unsafe-none") {
+      return ["/usr/bin/prlimit", ...rlimits, PYTHON_PATH, "-I", this.harness];
+    }
+    const drop = isRoot()
+      ? [
+          "/usr/bin/setpriv",
+          `--reuid=${this.uidBase + slot}`,
+          `--regid=${this.uidBase + slot}`,
+          "--clear-groups",
+        ]
+      : [];
+    return [
+      ...drop,
+      "/usr/bin/prlimit",
+      ...rlimits,
+      BWRAP_PATH,
+      "--ro-bind",
+      "/usr",
+      "/usr",
+      "--symlink",
+      "usr/bin",
+      "/bin",
+      "--symlink",
+      "usr/lib",
+      "/lib",
+      "--symlink",
+      "usr/lib64",
+      "/lib64",
+      ...(existsSync("/etc/alternatives") ? ["--ro-bind", "/etc/alternatives", "/etc/alternatives"] : []),
+      "--size",
+      String(this.opts.tmpfsMb * 1024 * 1024),
+      "--tmpfs",
+      "/tmp",
+      "--proc",
+      "/proc",
+      "--dev",
+      "/dev",
+      "--ro-bind",
+      this.harness,
+      HARNESS_IN_SANDBOX,
+      "--unshare-all",
+      "--as-pid-1",
+      "--die-with-parent",
+      "--new-session",
+      "--chdir",
+      "/tmp",
+      "--clearenv",
+      "--setenv",
+      "PATH",
+      "/usr/bin",
+      "--setenv",
+      "OPENBLAS_NUM_THREADS",
+      "1",
+      "--setenv",
+      "PYTHONIOENCODING",
+      "utf-8",
+      "--setenv",
+      "HOME",
+      "/tmp",
+      PYTHON_PATH,
+      "-I",
+      HARNESS_IN_SANDBOX,
+    ];
+  }
+
+  async runSolution(
+    code: string,
+    tests: readonly CodeTest[],
+    limitsIn: CodeRunLimits,
+    slot: number,
+  ): Promise<CodeRunResult> {
+    const limits = resolveLimits(limitsIn);
+    if (tests.length === 0) return { passed: true, passRate: 1, verdicts: [] };
+    const mode = tests[0].testtype;
+    const fnName = limits.fnName || fnNameFromStarter(limits.starterCode);
+    if (mode === "functional" && !fnName) {
+      return failAll(
+        tests,
+        "sandbox_error",
+        "functional tests need fn_name or starter code with a `def name(self, ...)`",
+      );
+    }
+    const argv = this.commandFor(limits, tests.length, slot);
+    const request = {
+      code,
+      mode,
+      fn_name: fnName ?? "",
+      inputs: tests.map((t) => t.input),
+      timeout_s: limits.timeoutMs / 1000,
+      memory_bytes: limits.memoryMb * 1024 * 1024,
+      output_limit: limits.outputLimitBytes,
+      prelude: limits.prelude,
+    };
+    return driveHarness(argv, request, tests, limits);
+  }
+}
+
+export function resolveLimits(l: CodeRunLimits): Required<CodeRunLimits> {
+  return {
+    fnName: l.fnName ?? "",
+    starterCode: l.starterCode ?? "",
+    timeoutMs: l.timeoutMs ?? CODE_LIMIT_DEFAULTS.timeoutMs,
+    memoryMb: l.memoryMb ?? CODE_LIMIT_DEFAULTS.memoryMb,
+    stopAtFirstFailure: l.stopAtFirstFailure ?? CODE_LIMIT_DEFAULTS.stopAtFirstFailure,
+    outputLimitBytes: l.outputLimitBytes ?? CODE_LIMIT_DEFAULTS.outputLimitBytes,
+    prelude: l.prelude ?? CODE_LIMIT_DEFAULTS.prelude,
+  };
+}
+
+export function failAll(
+  tests: readonly CodeTest[],
+  status: CodeVerdict["status"],
+  detail: string,
+): CodeRunResult {
+  return { passed: false, passRate: 0, verdicts: tests.map(() => ({ status, timeMs: 0, detail })) };
+}
+
+export function summarise(verdicts: CodeVerdict[], total: number): CodeRunResult {
+  const passes = verdicts.filter((v) => v.status === "pass").length;
+  return { passed: total > 0 ? passes === total : true, passRate: total > 0 ? passes / total : 1, verdicts };
+}
+
+interface HarnessReport {
+  i: number;
+  status: "exited" | "timeout" | "memory" | "output_limit";
+  exit: number | null;
+  signal: number | null;
+  stdout: string;
+  result: string;
+  err: string;
+  time_ms: number;
+  memory_kb: number | null;
+}
+
+const SIGNAL_NAMES: Record<number, string> = {
+  6: "SIGABRT",
+  9: "SIGKILL",
+  11: "SIGSEGV",
+  24: "SIGXCPU",
+  25: "SIGXFSZ",
+};
+
+/** Turns what the harness saw into a verdict, comparing outputs here (expected outputs never enter the sandbox). */
+export function judgeReport(r: HarnessReport, test: CodeTest, limits: Required<CodeRunLimits>): CodeVerdict {
+  const base = { timeMs: r.time_ms, ...(r.memory_kb != null ? { memoryKb: r.memory_kb } : {}) };
+  if (r.status === "timeout")
+    return { status: "timeout", ...base, detail: `exceeded ${limits.timeoutMs} ms` };
+  if (r.status === "output_limit") {
+    return {
+      status: "output_limit",
+      ...base,
+      detail: `more than ${limits.outputLimitBytes} bytes of output`,
+    };
+  }
+  if (r.status === "memory" || r.exit === MEMORY_EXIT) {
+    return { status: "memory", ...base, detail: `MemoryError (limit ${limits.memoryMb} MiB)` };
+  }
+  if (r.signal != null) {
+    const name = SIGNAL_NAMES[r.signal] ?? `signal ${r.signal}`;
+    const nearLimit = r.memory_kb != null && r.memory_kb * 1024 > 0.9 * limits.memoryMb * 1024 * 1024;
+    if (nearLimit && (r.signal === 9 || r.signal === 11 || r.signal === 6)) {
+      return { status: "memory", ...base, detail: `killed by ${name} at the memory limit` };
+    }
+    if (r.signal === 25)
+      return { status: "runtime_error", ...base, detail: "file size limit exceeded (SIGXFSZ)" };
+    return { status: "runtime_error", ...base, detail: `killed by ${name}${r.err ? `: ${r.err}` : ""}` };
+  }
+  if (r.exit !== 0) {
+    if (/\bMemoryError\b/.test(r.err)) return { status: "memory", ...base, detail: r.err };
+    return { status: "runtime_error", ...base, detail: r.err || `exit code ${r.exit}` };
+  }
+  if (test.testtype === "stdin") {
+    const why = compareStdout(r.stdout, test.output);
+    return why === null ? { status: "pass", ...base } : { status: "wrong_answer", ...base, detail: why };
+  }
+  let expected: PyValue;
+  try {
+    expected = parsePythonJson(test.output);
+  } catch (e) {
+    return { status: "sandbox_error", ...base, detail: `test output is not JSON: ${(e as Error).message}` };
+  }
+  if (r.result === "")
+    return { status: "runtime_error", ...base, detail: "the method returned nothing (no result)" };
+  let got: PyValue;
+  try {
+    got = reviveHarnessValue(JSON.parse(r.result));
+  } catch {
+    return { status: "wrong_answer", ...base, detail: `unreadable result ${clip(r.result)}` };
+  }
+  if (pythonEquals(got, expected)) return { status: "pass", ...base };
+  return {
+    status: "wrong_answer",
+    ...base,
+    detail: `got ${clip(showPyValue(got), 120)}, expected ${clip(test.output.trim(), 120)}`,
+  };
+}
+
+/**
+ * Spawns the sandbox, feeds the request, judges each test as its report arrives and tells the harness
+ * whether to go on. The wall timer and the protocol-size cap kill the whole process group.
+ */
+function driveHarness(
+  argv: string[],
+  request: Record<string, unknown>,
+  tests: readonly CodeTest[],
+  limits: Required<CodeRunLimits>,
+): Promise<CodeRunResult> {
+  return new Promise((resolvePromise) => {
+    let child: ChildProcess;
+    const verdicts: CodeVerdict[] = [];
+    let settled = false;
+    let stderrTail = "";
+    let buf = "";
+    let protocolBytes = 0;
+    const protocolCap = tests.length * (limits.outputLimitBytes * 2 + 65536) + (1 << 20);
+    // A per-solution budget like Klear's global timeout: every test at its limit plus start-up slack.
+    const wallMs = tests.length * (limits.timeoutMs + 1000) + 5000;
+
+    const killGroup = () => {
+      if (child?.pid === undefined) return;
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    };
+    let closed = false;
+    let result: CodeRunResult | null = null;
+    const finish = (fallback?: { status: CodeVerdict["status"]; detail: string }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      killGroup();
+      const stopped = limits.stopAtFirstFailure && verdicts.some((v) => v.status !== "pass");
+      if (fallback && !stopped && verdicts.length < tests.length) {
+        verdicts.push({ status: fallback.status, timeMs: 0, detail: fallback.detail });
+        if (!limits.stopAtFirstFailure) {
+          while (verdicts.length < tests.length)
+            verdicts.push({ status: fallback.status, timeMs: 0, detail: fallback.detail });
+        }
+      }
+      result = summarise(verdicts, tests.length);
+      // Resolve only once the sandbox is gone, so a pool slot (and its uid) is never reused while
+      // anything of the previous solution still runs.
+      if (closed) resolvePromise(result);
+      else setTimeout(() => resolvePromise(result as CodeRunResult), 10_000).unref();
+    };
+
+    try {
+      child = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"], detached: true });
+    } catch (e) {
+      resolvePromise(failAll(tests, "sandbox_error", `cannot start the sandbox: ${(e as Error).message}`));
+      return;
+    }
+    const timer = setTimeout(() => {
+      finish({ status: "timeout", detail: `the solution's sandbox exceeded its ${wallMs} ms wall budget` });
+    }, wallMs);
+    child.on("error", (e) =>
+      finish({ status: "sandbox_error", detail: `sandbox failed to start: ${e.message}` }),
+    );
+    child.stdin?.on("error", () => {
+      // EPIPE when the sandbox died early; the exit handler reports it.
+    });
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (d: string) => {
+      stderrTail = (stderrTail + d).slice(-2000);
+    });
+    child.stdout?.setEncoding("utf8");
+    child.stdout?.on("data", (d: string) => {
+      if (settled) return;
+      protocolBytes += d.length;
+      if (protocolBytes > protocolCap) {
+        finish({ status: "sandbox_error", detail: "the harness wrote more than its protocol allows" });
+        return;
+      }
+      buf += d;
+      let nl = buf.indexOf("\n");
+      while (nl >= 0 && !settled) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf("\n");
+        let msg: HarnessReport & { done?: boolean };
+        try {
+          msg = JSON.parse(line);
+        } catch {
+          finish({ status: "sandbox_error", detail: `unreadable harness output ${clip(line)}` });
+          return;
+        }
+        if (msg.done) {
+          finish();
+          return;
+        }
+        const k = verdicts.length;
+        if (msg.i !== k || k >= tests.length) {
+          finish({ status: "sandbox_error", detail: `harness reported test ${msg.i}, expected ${k}` });
+          return;
+        }
+        const v = judgeReport(msg, tests[k], limits);
+        verdicts.push(v);
+        const goOn = verdicts.length < tests.length && !(limits.stopAtFirstFailure && v.status !== "pass");
+        child.stdin?.write(goOn ? "next\n" : "stop\n");
+        if (!goOn) child.stdin?.end();
+      }
+    });
+    child.on("close", (codeNum, sig) => {
+      closed = true;
+      if (settled) {
+        resolvePromise(result as CodeRunResult);
+        return;
+      }
+      const why = stderrTail.trim().split("\n").pop() ?? "";
+      finish({
+        status: "sandbox_error",
+        detail: `sandbox exited early (${sig ?? `exit ${codeNum}`})${why ? `: ${why}` : ""}`,
+      });
+    });
+    child.stdin?.write(`${JSON.stringify(request)}\n`);
+  });
+}
