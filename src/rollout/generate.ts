@@ -4,15 +4,16 @@ import { sampleToken, validateTokenSamplingParams } from "./sampler.js";
 import type { Completion, GenerateParams, Generator } from "./types.js";
 
 /**
- * What generation needs from a model: a KV cache and a step that appends tokens to some of its rows.
- * `forwardRows` appends `seqLen` tokens to each row listed in `rows` (row-major in `tokens`, all rows
- * at the same position) and returns the logits of each row's last new position, `[rows.length * vocab]`.
- * `adaptQwen3` (below) builds one from the engine's Qwen3 model; tests use small toy models.
+ * What generation needs from a model (the engine's `Qwen3Model` fits as is): a KV cache and a step that
+ * appends tokens to its sequences. `forwardTokens(cache, tokens, counts)` takes `tokens` as
+ * [batchSize, chunk] row-major, appends the first `counts[b]` tokens of row b at that sequence's own
+ * next positions, and returns the logits after each sequence's last new token, [batchSize · vocab]
+ * (a row with count 0 is skipped and its logits are not used).
  */
 export interface DecodeModel<Cache = unknown> {
-  readonly vocabSize: number;
+  readonly config: { readonly vocabSize: number };
   createKVCache(batchSize: number, maxLen: number): Cache;
-  forwardRows(cache: Cache, tokens: Int32Array, rows: Int32Array, seqLen: number): Float32Array;
+  forwardTokens(cache: Cache, tokens: Int32Array, counts?: Int32Array): Float32Array;
 }
 
 /** A 32-bit seed for completion `sampleIndex` of prompt `promptIndex`, independent of the batch. */
@@ -80,18 +81,17 @@ interface Sequence {
 }
 
 /**
- * Samples `n` completions for every prompt. Sequences decode together: each step feeds one token per
- * active sequence through a single `forwardRows` call over the KV cache, and a finished sequence drops
- * out of the batch. Prompts of different lengths share one cache: the common prefix length is prefilled
- * in one call, then every row advances one position per step, a longer prompt feeding its remaining
- * prompt tokens while shorter ones already sample. Completions come back ordered by (prompt, sample).
+ * Samples `n` completions for every prompt. Sequences decode together: every prompt is prefilled in one
+ * `forwardTokens` call (each at its own length), then each step feeds one token per active sequence
+ * through a single call over the KV cache, and a finished sequence drops out (its count becomes 0).
+ * Completions come back ordered by (prompt, sample).
  */
 export function generate<C>(
   model: DecodeModel<C>,
   prompts: number[][],
   params: GenerateParams,
 ): Completion[] {
-  const vocab = model.vocabSize;
+  const vocab = model.config.vocabSize;
   validate(prompts, params, vocab);
   const n = params.n ?? 1;
   const seed = params.seed ?? 0;
@@ -129,30 +129,27 @@ export function generate<C>(
   const batchSize = Math.max(1, params.maxBatchSize ?? all.length);
   for (let start = 0; start < all.length; start += batchSize) {
     const batch = all.slice(start, start + batchSize);
+    const B = batch.length;
     const longestPrompt = Math.max(...batch.map((s) => s.prompt.length));
-    const prefill = Math.min(...batch.map((s) => s.prompt.length));
-    const cache = model.createKVCache(batch.length, longestPrompt + params.maxNewTokens);
-    for (const s of batch) for (const t of s.prompt) markSeen(s, t);
-
-    // Row r of the cache belongs to batch[r] for the whole run; `active` lists rows still decoding.
-    let active = Int32Array.from(batch.keys());
-    const first = new Int32Array(batch.length * prefill);
-    for (let r = 0; r < batch.length; r++) first.set(batch[r].prompt.slice(0, prefill), r * prefill);
-    let logits = model.forwardRows(cache, first, active, prefill);
-    let position = prefill; // tokens in every active row's cache
-
+    const cache = model.createKVCache(B, longestPrompt + params.maxNewTokens);
+    const counts = new Int32Array(B);
+    const prefill = new Int32Array(B * longestPrompt);
+    batch.forEach((s, r) => {
+      prefill.set(s.prompt, r * longestPrompt);
+      counts[r] = s.prompt.length;
+      for (const t of s.prompt) markSeen(s, t);
+    });
+    let logits = model.forwardTokens(cache, prefill, counts);
+    const feed = new Int32Array(B);
     for (;;) {
-      const next: number[] = [];
-      const feed: number[] = [];
-      for (let a = 0; a < active.length; a++) {
-        const r = active[a];
+      let active = 0;
+      for (let r = 0; r < B; r++) {
         const s = batch[r];
-        if (position < s.prompt.length) {
-          next.push(r);
-          feed.push(s.prompt[position]);
+        if (s.finishReason !== null) {
+          counts[r] = 0;
           continue;
         }
-        const drawn = sampleToken(logits, a * vocab, vocab, params, s.rng, s.seenList);
+        const drawn = sampleToken(logits, r * vocab, vocab, params, s.rng, s.seenList);
         s.tokens.push(drawn.token);
         s.logprobs.push(drawn.samplerLogprob);
         s.modelLogprobs.push(drawn.modelLogprob);
@@ -167,14 +164,13 @@ export function generate<C>(
         }
         if (s.finishReason === null && s.tokens.length >= params.maxNewTokens) s.finishReason = "length";
         if (s.finishReason === null) {
-          next.push(r);
-          feed.push(drawn.token);
-        }
+          feed[r] = drawn.token;
+          counts[r] = 1;
+          active++;
+        } else counts[r] = 0;
       }
-      if (next.length === 0) break;
-      active = Int32Array.from(next);
-      logits = model.forwardRows(cache, Int32Array.from(feed), active, 1);
-      position++;
+      if (active === 0) break;
+      logits = model.forwardTokens(cache, feed, counts);
     }
   }
 

@@ -107,10 +107,43 @@ describe("generate", () => {
   });
 
   it("finished sequences drop out of the batch", () => {
-    const model = fixedLogitsModel([0, 0, 0, 10]);
-    // Prompt lengths 1 and 3: rows advance together, so the long prompt still feeds after the short one stops.
-    generate(model, [[1], [1, 1, 1]], { temperature: 0, maxNewTokens: 4, stopTokenIds: [3] });
-    assert.deepEqual(model.rowsSeen, [[0, 1], [1], [1]]);
+    const inner = prefixHashModel(17);
+    const counts: number[][] = [];
+    const model: typeof inner = {
+      ...inner,
+      forwardTokens(cache, tokens, c) {
+        counts.push([...(c ?? [])]);
+        return inner.forwardTokens(cache, tokens, c);
+      },
+    };
+    const free = generate(model, PROMPTS, { temperature: 0, maxNewTokens: 12 });
+    // Stop on a token some completions emit early and others late or never.
+    const firstAt = (c: { tokens: number[] }, t: number) => {
+      const i = c.tokens.indexOf(t);
+      return i < 0 ? 12 : i + 1;
+    };
+    const stop = [...new Set(free.flatMap((c) => c.tokens))].find(
+      (t) => new Set(free.map((c) => firstAt(c, t))).size >= 3,
+    );
+    assert.ok(stop !== undefined);
+    counts.length = 0;
+    const out = generate(model, PROMPTS, { temperature: 0, maxNewTokens: 12, stopTokenIds: [stop] });
+    const lengths = out.map((c) => c.tokens.length);
+    assert.deepEqual(
+      lengths,
+      free.map((c) => firstAt(c, stop)),
+    );
+    assert.deepEqual(
+      counts[0],
+      PROMPTS.map((p) => p.length),
+    );
+    // Step k feeds exactly the rows whose completion is longer than k tokens.
+    for (let k = 1; k < counts.length; k++)
+      assert.deepEqual(
+        counts[k],
+        lengths.map((l) => (l > k ? 1 : 0)),
+      );
+    assert.equal(counts.length, Math.max(...lengths));
   });
 
   it("LocalGenerator exposes the async Generator shape", async () => {

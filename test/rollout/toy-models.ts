@@ -1,22 +1,26 @@
 import type { DecodeModel } from "../../src/rollout/generate.js";
 
 /** Every position gets the same logits: the sampler's distribution is known exactly. */
-export function fixedLogitsModel(
-  logits: number[],
-): DecodeModel<{ calls: number[][] }> & { rowsSeen: number[][] } {
+export function fixedLogitsModel(logits: number[]): DecodeModel<null> & { countsSeen: number[][] } {
   const vocabSize = logits.length;
-  const rowsSeen: number[][] = [];
+  const countsSeen: number[][] = [];
   return {
-    vocabSize,
-    rowsSeen,
-    createKVCache: () => ({ calls: [] }),
-    forwardRows(_cache, _tokens, rows) {
-      rowsSeen.push([...rows]);
-      const out = new Float32Array(rows.length * vocabSize);
-      for (let r = 0; r < rows.length; r++) out.set(logits, r * vocabSize);
+    config: { vocabSize },
+    countsSeen,
+    createKVCache: () => null,
+    forwardTokens(_cache, tokens, counts) {
+      const batch = counts?.length ?? tokens.length;
+      countsSeen.push(counts ? [...counts] : []);
+      const out = new Float32Array(batch * vocabSize);
+      for (let r = 0; r < batch; r++) out.set(logits, r * vocabSize);
       return out;
     },
   };
+}
+
+interface ToyCache {
+  rows: number[][];
+  maxLen: number;
 }
 
 /**
@@ -24,7 +28,7 @@ export function fixedLogitsModel(
  * token in `generate` changes them. `logprobs` recomputes from the full sequence without a cache, the
  * way a trainer does.
  */
-export function prefixHashModel(vocabSize: number): DecodeModel<{ rows: number[][]; maxLen: number }> & {
+export function prefixHashModel(vocabSize: number): DecodeModel<ToyCache> & {
   logitsFor(prefix: number[]): Float32Array;
   logprobs(seq: number[], from: number): number[];
 } {
@@ -40,16 +44,20 @@ export function prefixHashModel(vocabSize: number): DecodeModel<{ rows: number[]
     return out;
   };
   return {
-    vocabSize,
+    config: { vocabSize },
     logitsFor,
     createKVCache: (batch, maxLen) => ({ rows: Array.from({ length: batch }, () => []), maxLen }),
-    forwardRows(cache, tokens, rows, seqLen) {
-      const out = new Float32Array(rows.length * vocabSize);
-      for (let a = 0; a < rows.length; a++) {
-        const row = cache.rows[rows[a]];
-        for (let j = 0; j < seqLen; j++) row.push(tokens[a * seqLen + j]);
-        if (row.length > cache.maxLen) throw new Error(`row ${rows[a]} overflowed the cache`);
-        out.set(logitsFor(row), a * vocabSize);
+    forwardTokens(cache, tokens, counts) {
+      const B = cache.rows.length;
+      const chunk = tokens.length / B;
+      const out = new Float32Array(B * vocabSize);
+      for (let b = 0; b < B; b++) {
+        const n = counts ? counts[b] : chunk;
+        if (n === 0) continue;
+        const row = cache.rows[b];
+        for (let j = 0; j < n; j++) row.push(tokens[b * chunk + j]);
+        if (row.length > cache.maxLen) throw new Error(`row ${b} overflowed the cache`);
+        out.set(logitsFor(row), b * vocabSize);
       }
       return out;
     },
