@@ -1,0 +1,371 @@
+import type { MathNode } from "./ast.js";
+import { type Budget, BudgetExceeded } from "./budget.js";
+import { normalizeLatex } from "./normalize.js";
+import { matchBrace, parseLatex } from "./parser.js";
+
+/**
+ * Answer extraction with Math-Verify's priority scheme (parser.py): candidate spans are found by
+ * several patterns, each with a priority; groups are tried from the lowest priority number up, within a
+ * group the rightmost span first, and the first span that parses wins.
+ */
+
+export type MathTarget =
+  | {
+      type: "latex";
+      boxedMatchPriority?: number;
+      tryExtractWithoutAnchor?: boolean;
+      malformedOperators?: boolean;
+    }
+  | { type: "expr"; tryExtractWithoutAnchor?: boolean }
+  | { type: "string"; strings: string[]; tryExtractWithoutAnchor?: boolean; lowercase?: boolean };
+
+/** Math-Verify's default `parse()` targets: LaTeX (boxed at priority 50) and plain expressions. */
+export const DEFAULT_TARGETS: MathTarget[] = [{ type: "latex" }, { type: "expr" }];
+
+export interface Extraction {
+  /** The parsed answer, or null when no candidate parsed. */
+  node: MathNode | null;
+  /** The matched answer text as written (Math-Verify's string fallback). */
+  raw: string | null;
+  /** Multiple-choice answers: the letter chosen (lowercased when asked). */
+  choice?: string;
+}
+
+interface Candidate {
+  start: number;
+  end: number;
+  priority: number;
+  raw: string;
+  convert: () => MathNode | null;
+  choice?: string;
+}
+
+const MAX_ENVS_JOINED = 6;
+
+interface Env {
+  start: number;
+  end: number;
+  content: string;
+  percent: boolean;
+  boxed: boolean;
+}
+
+const PERCENT_AFTER = /^\s*(?:\$|\\\)|\\\])?\s*[.,]?\s*(?:\\?%|percent(?:age)?\b|pct\b)/i;
+
+function findLatexEnvs(text: string, budget: Budget): Env[] {
+  const envs: Env[] = [];
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    budget.step();
+    const c = text[i];
+    if (c === "$") {
+      if (text[i + 1] === "$") {
+        const close = text.indexOf("$$", i + 2);
+        if (close >= 0) {
+          envs.push(mkEnv(text, i, close + 2, text.slice(i + 2, close)));
+          i = close + 2;
+          continue;
+        }
+        i += 2;
+        continue;
+      }
+      // Inline $…$: one line, \$ allowed inside.
+      let j = i + 1;
+      while (j < n && text[j] !== "$" && text[j] !== "\n") {
+        if (text[j] === "\\" && text[j + 1] === "$") j++;
+        j++;
+      }
+      if (j < n && text[j] === "$" && j > i + 1) {
+        envs.push(mkEnv(text, i, j + 1, text.slice(i + 1, j)));
+        i = j + 1;
+        continue;
+      }
+      i++;
+      continue;
+    }
+    if (c === "\\" && text[i + 1] === "[") {
+      const close = text.indexOf("\\]", i + 2);
+      if (close >= 0) {
+        envs.push(mkEnv(text, i, close + 2, text.slice(i + 2, close)));
+        i = close + 2;
+        continue;
+      }
+    }
+    if (c === "\\" && text[i + 1] === "(") {
+      const close = text.indexOf("\\)", i + 2);
+      const nl = text.indexOf("\n", i + 2);
+      if (close >= 0 && (nl < 0 || nl > close)) {
+        envs.push(mkEnv(text, i, close + 2, text.slice(i + 2, close)));
+        i = close + 2;
+        continue;
+      }
+    }
+    i++;
+  }
+  return envs;
+}
+
+function mkEnv(text: string, start: number, end: number, content: string, boxed = false): Env {
+  const after = PERCENT_AFTER.exec(text.slice(end, end + 40));
+  return { start, end: after ? end + after[0].length : end, content, percent: !!after, boxed };
+}
+
+function findBoxed(text: string, budget: Budget): Env[] {
+  const out: Env[] = [];
+  const re = /\\(?:boxed|fbox)\s*\{/g;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    budget.step();
+    const open = m.index + m[0].length - 1;
+    const close = matchBrace(text, open, budget);
+    if (close < 0) {
+      // An unterminated box runs to the end of the text; the parser decides whether it is usable.
+      out.push(mkEnv(text, m.index, text.length, text.slice(open + 1), true));
+      break;
+    }
+    out.push(mkEnv(text, m.index, close + 1, text.slice(open + 1, close), true));
+    re.lastIndex = close + 1;
+  }
+  return out;
+}
+
+/** Text between two answers that still reads as one list ("1 and 2", "(1,2), (2,1)", "\quad\text{and}\quad"). */
+function joins(gap: string, boxed: boolean): boolean {
+  if (/^\s*$/.test(gap)) return boxed;
+  if (gap.length > 60 || gap.includes("\n\n")) return false;
+  if (boxed) return /(^|[^A-Za-z])(and|or)([^A-Za-z]|$)|,/.test(gap);
+  return /^\s*(?:,|and|or|,\s*and|,\s*or)\s*$/i.test(gap);
+}
+
+function groupEnvs(text: string, envs: Env[], boxed: boolean): Env[][] {
+  const groups: Env[][] = [];
+  for (const e of envs) {
+    const last = groups[groups.length - 1];
+    if (
+      last &&
+      last.length < MAX_ENVS_JOINED &&
+      joins(text.slice(last[last.length - 1].end, e.start), boxed) &&
+      !last[last.length - 1].percent
+    ) {
+      last.push(e);
+    } else groups.push([e]);
+  }
+  return groups;
+}
+
+function groupText(text: string, g: Env[]): string {
+  return text.slice(g[0].start, g[g.length - 1].end);
+}
+
+function convertLatexGroup(g: Env[], budget: Budget, malformed: boolean): MathNode | null {
+  const nodes: MathNode[] = [];
+  for (const e of g) {
+    const node = parseContent(e.content, budget, malformed, e.percent);
+    if (!node) return null;
+    nodes.push(node);
+  }
+  if (nodes.length === 1) return nodes[0];
+  // Joined answers form one set; an answer that is itself a list contributes its members.
+  const items: MathNode[] = [];
+  for (const n of nodes) {
+    if (n.k === "set" && !n.pm) items.push(...n.items);
+    else items.push(n);
+  }
+  return { k: "set", items };
+}
+
+function parseContent(
+  content: string,
+  budget: Budget,
+  malformed: boolean,
+  percent: boolean,
+): MathNode | null {
+  let s = content;
+  // \approx: "x ≈ 11" answers 11; "x = 1/3 ≈ 0.33" answers 1/3.
+  const ap = s.indexOf("\\approx");
+  if (ap >= 0) {
+    const before = s.slice(0, ap);
+    s = before.includes("=") ? before : s.slice(s.lastIndexOf("\\approx") + 7);
+  }
+  // Nested boxes inside an environment: the box holds the answer.
+  const bx = /\\(?:boxed|fbox)\s*\{/.exec(s);
+  if (bx) {
+    const open = bx.index + bx[0].length - 1;
+    const close = matchBrace(s, open, budget);
+    const inner = s.slice(open + 1, close < 0 ? s.length : close);
+    const tail = close < 0 ? "" : s.slice(close + 1);
+    if (/^\s*(?:\\?%|percent|pct)/i.test(tail)) percent = true;
+    s = inner;
+  }
+  const pctWord = /\s*(?:\\?%|percent(?:age)?|pct)\s*$/i;
+  if (pctWord.test(s)) {
+    s = s.replace(pctWord, "");
+    percent = true;
+  }
+  s = normalizeLatex(s, { malformedOperators: malformed });
+  s = s.replace(/[.,;:\s]+$/, "").replace(/^[\s,;:]+/, "");
+  if (s === "") return null;
+  try {
+    let node = parseLatex(s, budget);
+    if (percent) node = { k: "mul", args: [node, { k: "num", v: { n: 1n, d: 100n }, float: false }] };
+    return node;
+  } catch (e) {
+    if (e instanceof BudgetExceeded) throw e;
+    // latex2sympy2_extended retries on the part after the last "=".
+    const eq = s.lastIndexOf("=");
+    if (eq > 0 && eq < s.length - 1) {
+      try {
+        return parseLatex(s.slice(eq + 1), budget);
+      } catch (e2) {
+        if (e2 instanceof BudgetExceeded) throw e2;
+      }
+    }
+    return null;
+  }
+}
+
+// Plain-text numbers: thousands separators, decimal commas, leading dots, currency, percent.
+const EXPR_RE =
+  /(?<![A-Za-z\d.,])(?:[$€£]\s?)?-?(?:[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|\d{1,3}(?: \d{3})+(?!\d)(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)(?:\s*(?:[-+*/^]|\\times|\\cdot)\s*-?(?:\d+(?:\.\d+)?|\.\d+))*(?:\s*(?:%|percent\b|pct\b))?/g;
+
+function convertExpr(raw: string, budget: Budget): MathNode | null {
+  let s = raw.replace(/^[$€£]\s?/, "");
+  let percent = false;
+  const pct = /\s*(?:%|percent|pct)$/;
+  if (pct.test(s)) {
+    percent = true;
+    s = s.replace(pct, "");
+  }
+  s = s.replace(/(?<![\d,.])[1-9]\d{0,2}(?:,\d{3})+(?![\d,])/g, (m) => m.replace(/,/g, ""));
+  s = s.replace(/(\d) (\d{3})(?=\D|$)/g, "$1$2").replace(/(\d) (\d{3})(?=\D|$)/g, "$1$2");
+  s = s.replace(/(\d),(\d+)/g, "$1.$2");
+  try {
+    let node = parseLatex(s, budget);
+    if (percent) node = { k: "mul", args: [node, { k: "num", v: { n: 1n, d: 100n }, float: false }] };
+    return node;
+  } catch (e) {
+    if (e instanceof BudgetExceeded) throw e;
+    return null;
+  }
+}
+
+const FINAL_IS_HOPE = /final answer is\s*:?\s*$/i;
+const FINAL_JUST_IS = /final answer[^\n]{0,100}?\s+is:?\s*$/i;
+const FINAL_JUST_IS_NOSPACE = /final answer[^\n]{0,100}?\s*:\s*$/i;
+const ANSWER_COLON = /answer\s*:\s*$/i;
+const ANSWER_LOOSE = /answer(?:\s+is)?\s*$/i;
+
+function anchorPriority(text: string, start: number, end: number): number | null {
+  const before = text.slice(Math.max(0, start - 140), start);
+  if (FINAL_IS_HOPE.test(before) && /^\.?\s?I hope/.test(text.slice(end, end + 10))) return 0;
+  if (FINAL_JUST_IS.test(before)) return 50;
+  if (ANSWER_COLON.test(before) || FINAL_JUST_IS_NOSPACE.test(before)) return 100;
+  if (ANSWER_LOOSE.test(before)) return 200;
+  return null;
+}
+
+function latexCandidates(
+  text: string,
+  t: Extract<MathTarget, { type: "latex" }>,
+  budget: Budget,
+): Candidate[] {
+  const out: Candidate[] = [];
+  const malformed = t.malformedOperators !== false;
+  const envGroups = groupEnvs(text, findLatexEnvs(text, budget), false);
+  for (const g of envGroups) {
+    const start = g[0].start;
+    const end = g[g.length - 1].end;
+    const convert = () => convertLatexGroup(g, budget, malformed);
+    const raw = g.length === 1 ? g[0].content.trim() : groupText(text, g);
+    const pr = anchorPriority(text, start, end);
+    if (pr !== null) out.push({ start, end, priority: pr, raw, convert });
+    if (t.tryExtractWithoutAnchor !== false) out.push({ start, end, priority: 300, raw, convert });
+  }
+  // A bare \frac{a}{b} of numbers outside any environment is also a LaTeX answer.
+  if (t.tryExtractWithoutAnchor !== false) {
+    const fracRe = /-?\\[dt]?frac\{\d+\}\{\d+\}/g;
+    for (let m = fracRe.exec(text); m; m = fracRe.exec(text)) {
+      const raw = m[0];
+      const inEnv = envGroups.some((g) => g[0].start <= m.index && m.index < g[g.length - 1].end);
+      if (inEnv) continue;
+      out.push({
+        start: m.index,
+        end: m.index + raw.length,
+        priority: 300,
+        raw,
+        convert: () => parseContent(raw, budget, malformed, false),
+      });
+    }
+  }
+  const boxedPriority = t.boxedMatchPriority ?? 50;
+  if (boxedPriority >= 0) {
+    for (const g of groupEnvs(text, findBoxed(text, budget), true)) {
+      const raw = g.length === 1 ? g[0].content.trim() : g.map((e) => e.content.trim()).join(", ");
+      out.push({
+        start: g[0].start,
+        end: g[g.length - 1].end,
+        priority: boxedPriority,
+        raw,
+        convert: () => convertLatexGroup(g, budget, malformed),
+      });
+    }
+  }
+  return out;
+}
+
+function exprCandidates(text: string, t: Extract<MathTarget, { type: "expr" }>, budget: Budget): Candidate[] {
+  const out: Candidate[] = [];
+  EXPR_RE.lastIndex = 0;
+  for (let m = EXPR_RE.exec(text); m; m = EXPR_RE.exec(text)) {
+    budget.step();
+    const raw = m[0].trim();
+    const start = m.index;
+    const end = m.index + m[0].length;
+    const convert = () => convertExpr(raw, budget);
+    const pr = anchorPriority(text, start, end);
+    if (pr !== null) out.push({ start, end, priority: pr, raw, convert });
+    if (t.tryExtractWithoutAnchor !== false) out.push({ start, end, priority: 300, raw, convert });
+  }
+  return out;
+}
+
+function stringCandidates(text: string, t: Extract<MathTarget, { type: "string" }>): Candidate[] {
+  const out: Candidate[] = [];
+  const alts = t.strings.map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
+  if (!alts) return out;
+  const re = new RegExp(`(?<![A-Za-z])\\(?(${alts})\\)?(?![A-Za-z])`, "g");
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    const letter = m[1];
+    const choice = t.lowercase ? letter.toLowerCase() : letter;
+    const start = m.index;
+    const end = m.index + m[0].length;
+    const convert = (): MathNode => ({ k: "word", text: choice.toLowerCase() });
+    const pr = anchorPriority(text, start, end);
+    if (pr !== null) out.push({ start, end, priority: pr, raw: letter, convert, choice });
+    // A letter opening the response ("A. Because …") is an answer too.
+    if (start === 0) out.push({ start, end, priority: 250, raw: letter, convert, choice });
+    if (t.tryExtractWithoutAnchor !== false)
+      out.push({ start, end, priority: 300, raw: letter, convert, choice });
+  }
+  return out;
+}
+
+export function extractWithTargets(text: string, targets: MathTarget[], budget: Budget): Extraction {
+  const cands: Candidate[] = [];
+  for (const t of targets) {
+    if (t.type === "latex") cands.push(...latexCandidates(text, t, budget));
+    else if (t.type === "expr") cands.push(...exprCandidates(text, t, budget));
+    else cands.push(...stringCandidates(text, t));
+  }
+  const priorities = [...new Set(cands.map((c) => c.priority))].sort((a, b) => a - b);
+  let fallback: string | null = null;
+  for (const pr of priorities) {
+    const group = cands.filter((c) => c.priority === pr).sort((a, b) => b.end - a.end || a.start - b.start);
+    for (const c of group) {
+      fallback ??= c.raw;
+      const node = c.convert();
+      if (node) return { node, raw: c.raw, choice: c.choice };
+    }
+  }
+  return { node: null, raw: fallback };
+}
