@@ -120,7 +120,7 @@ export function positiveSftTerm(input: PositiveSftInput, cfg: PositiveSftConfig 
   });
   const nll = weightedSum(nllValues, scales, mask);
   const dLogp = new Float64Array(layout.tokens);
-  for (let k = 0; k < dLogp.length; k++) if (mask[k]) dLogp[k] = -alpha * scales[k];
+  for (let k = 0; k < dLogp.length; k++) if (mask[k]) dLogp[k] = -alpha * scales[k] + 0;
   return {
     loss: alpha * nll,
     nll,

@@ -204,7 +204,8 @@ export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLoss
       if (ratio > ratioMax) ratioMax = ratio;
       tokenRule(ratio, adv[k], term);
       values[k] = term.value;
-      dLogp[k] = scales[k] * (-adv[k] * term.weight);
+      // `+ 0` turns −0 into +0, so a zero gradient compares equal to 0 everywhere.
+      dLogp[k] = scales[k] * (-adv[k] * term.weight) + 0;
       if (term.region === Region.high) high++;
       else if (term.region === Region.low) low++;
       else if (term.region === Region.dual) dual++;
