@@ -1,2 +1,22 @@
-// Public API of src/engine (re-exported from the package root). Filled in by the module's owner.
-export {};
+// Public API of src/engine: the compute seam, the native backend, the float64 reference backend
+// (tests only), AdamW, gradient clipping and learning-rate schedules.
+export type { Backend } from "./backend.js";
+export {
+  getNativeBackend,
+  type NativeInfo,
+  nativeAvailable,
+  nativeInfo,
+  setNativeThreads,
+} from "./native.js";
+export {
+  AdamW,
+  type AdamWOptions,
+  type AdamWState,
+  clipGradNorm,
+  countLossTokens,
+  gradNorm,
+  type LrSchedule,
+  lrAt,
+  type Parameter,
+  zeroGrads,
+} from "./optim.js";

@@ -1,0 +1,204 @@
+// Causal softmax attention with grouped-query heads. Training: whole right-padded sequences, saving
+// the per-row log-sum-exp so the backward pass recomputes probabilities instead of storing T×T.
+// Decode: query rows against a KV cache, each row seeing its own sequence's keys up to its position.
+#include <vector>
+
+#include "common.h"
+
+namespace klear {
+namespace {
+
+static inline float Dot(const float* a, const float* b, int64_t n) {
+  float s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t d = 0; d < n; d++) s += a[d] * b[d];
+  return s;
+}
+
+// attention(q, k, v, out, lse, batch, seqLen, nHeads, nKvHeads, headDim, lengths|null, scale)
+// q/out: [batch*seqLen, nHeads, headDim]; k/v: [batch*seqLen, nKvHeads, headDim]; lse: [batch, nHeads, seqLen].
+Napi::Value Attention(const Napi::CallbackInfo& i) {
+  const float* q = F32(i[0]);
+  const float* k = F32(i[1]);
+  const float* v = F32(i[2]);
+  float* out = F32(i[3]);
+  float* lse = F32(i[4]);
+  int64_t B = Int(i[5]), T = Int(i[6]), H = Int(i[7]), Hkv = Int(i[8]), hd = Int(i[9]);
+  const int32_t* lengths = I32(i[10]);
+  float scale = Flt(i[11]);
+  int64_t group = H / Hkv;
+  ParallelFor(B * H, 1, [&](int64_t ub, int64_t ue) {
+    std::vector<float> p(T);
+    for (int64_t u = ub; u < ue; u++) {
+      int64_t b = u / H, h = u % H, kh = h / group;
+      int64_t len = lengths ? lengths[b] : T;
+      for (int64_t t = 0; t < T; t++) {
+        float* o = out + ((b * T + t) * H + h) * hd;
+        float* l = lse + (b * H + h) * T + t;
+        if (t >= len) {
+          std::memset(o, 0, sizeof(float) * hd);
+          *l = 0;
+          continue;
+        }
+        const float* qt = q + ((b * T + t) * H + h) * hd;
+        float m = -INFINITY;
+        for (int64_t j = 0; j <= t; j++) {
+          float s = scale * Dot(qt, k + ((b * T + j) * Hkv + kh) * hd, hd);
+          p[j] = s;
+          m = s > m ? s : m;
+        }
+        float sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j <= t; j++) {
+          float e = FastExp(p[j] - m);
+          p[j] = e;
+          sum += e;
+        }
+        float inv = 1.0f / sum;
+        std::memset(o, 0, sizeof(float) * hd);
+        for (int64_t j = 0; j <= t; j++) {
+          const float* vj = v + ((b * T + j) * Hkv + kh) * hd;
+          float pj = p[j] * inv;
+#pragma omp simd
+          for (int64_t d = 0; d < hd; d++) o[d] += pj * vj[d];
+        }
+        *l = m + std::log(sum);
+      }
+    }
+  });
+  return i.Env().Undefined();
+}
+
+// attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, batch, seqLen, nHeads, nKvHeads, headDim,
+// lengths|null, scale): dq, dk, dv are overwritten. Work is split by (sequence, KV head) so the query
+// heads sharing a KV head add into dk/dv from one thread.
+Napi::Value AttentionBackward(const Napi::CallbackInfo& i) {
+  const float* dout = F32(i[0]);
+  const float* q = F32(i[1]);
+  const float* k = F32(i[2]);
+  const float* v = F32(i[3]);
+  const float* out = F32(i[4]);
+  const float* lse = F32(i[5]);
+  float* dq = F32(i[6]);
+  float* dk = F32(i[7]);
+  float* dv = F32(i[8]);
+  int64_t B = Int(i[9]), T = Int(i[10]), H = Int(i[11]), Hkv = Int(i[12]), hd = Int(i[13]);
+  const int32_t* lengths = I32(i[14]);
+  float scale = Flt(i[15]);
+  int64_t group = H / Hkv;
+  ParallelFor(B * Hkv, 1, [&](int64_t ub, int64_t ue) {
+    std::vector<float> p(T);
+    for (int64_t u = ub; u < ue; u++) {
+      int64_t b = u / Hkv, kh = u % Hkv;
+      int64_t len = lengths ? lengths[b] : T;
+      for (int64_t t = 0; t < T; t++) {
+        std::memset(dk + ((b * T + t) * Hkv + kh) * hd, 0, sizeof(float) * hd);
+        std::memset(dv + ((b * T + t) * Hkv + kh) * hd, 0, sizeof(float) * hd);
+      }
+      for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
+        for (int64_t t = 0; t < T; t++) {
+          float* dqt = dq + ((b * T + t) * H + h) * hd;
+          std::memset(dqt, 0, sizeof(float) * hd);
+          if (t >= len) continue;
+          const float* qt = q + ((b * T + t) * H + h) * hd;
+          const float* dot = dout + ((b * T + t) * H + h) * hd;
+          const float* ot = out + ((b * T + t) * H + h) * hd;
+          float l = lse[(b * H + h) * T + t];
+          float D = Dot(dot, ot, hd);
+          for (int64_t j = 0; j <= t; j++) {
+            const float* kj = k + ((b * T + j) * Hkv + kh) * hd;
+            const float* vj = v + ((b * T + j) * Hkv + kh) * hd;
+            float pj = FastExp(scale * Dot(qt, kj, hd) - l);
+            float dp = Dot(dot, vj, hd);
+            float ds = pj * (dp - D) * scale;
+            float* dkj = dk + ((b * T + j) * Hkv + kh) * hd;
+            float* dvj = dv + ((b * T + j) * Hkv + kh) * hd;
+#pragma omp simd
+            for (int64_t d = 0; d < hd; d++) {
+              dqt[d] += ds * kj[d];
+              dkj[d] += ds * qt[d];
+              dvj[d] += pj * dot[d];
+            }
+          }
+        }
+      }
+    }
+  });
+  return i.Env().Undefined();
+}
+
+// kvWrite(src, cache, rowSeq, rowPos, rows, nKvHeads, headDim, maxLen): src [rows, nKvHeads, headDim]
+// into cache [seqs, nKvHeads, maxLen, headDim].
+Napi::Value KvWrite(const Napi::CallbackInfo& i) {
+  const float* src = F32(i[0]);
+  float* cache = F32(i[1]);
+  const int32_t* rowSeq = I32(i[2]);
+  const int32_t* rowPos = I32(i[3]);
+  int64_t R = Int(i[4]), Hkv = Int(i[5]), hd = Int(i[6]), maxLen = Int(i[7]);
+  for (int64_t r = 0; r < R; r++)
+    for (int64_t h = 0; h < Hkv; h++)
+      std::memcpy(cache + (((int64_t)rowSeq[r] * Hkv + h) * maxLen + rowPos[r]) * hd, src + (r * Hkv + h) * hd,
+                  sizeof(float) * hd);
+  return i.Env().Undefined();
+}
+
+// attentionDecode(q, kCache, vCache, out, rowSeq, rowPos, rows, nHeads, nKvHeads, headDim, maxLen, scale)
+// q/out: [rows, nHeads, headDim]; row r attends keys 0..rowPos[r] of sequence rowSeq[r].
+Napi::Value AttentionDecode(const Napi::CallbackInfo& i) {
+  const float* q = F32(i[0]);
+  const float* kc = F32(i[1]);
+  const float* vc = F32(i[2]);
+  float* out = F32(i[3]);
+  const int32_t* rowSeq = I32(i[4]);
+  const int32_t* rowPos = I32(i[5]);
+  int64_t R = Int(i[6]), H = Int(i[7]), Hkv = Int(i[8]), hd = Int(i[9]), maxLen = Int(i[10]);
+  float scale = Flt(i[11]);
+  int64_t group = H / Hkv;
+  int64_t work = 0;
+  for (int64_t r = 0; r < R; r++) work += rowPos[r] + 1;
+  int64_t grain = work * H > 16384 ? 1 : R * H;
+  ParallelFor(R * H, grain, [&](int64_t ub, int64_t ue) {
+    std::vector<float> p(maxLen);
+    for (int64_t u = ub; u < ue; u++) {
+      int64_t r = u / H, h = u % H, kh = h / group;
+      int64_t n = (int64_t)rowPos[r] + 1;
+      const float* kbase = kc + ((int64_t)rowSeq[r] * Hkv + kh) * maxLen * hd;
+      const float* vbase = vc + ((int64_t)rowSeq[r] * Hkv + kh) * maxLen * hd;
+      const float* qr = q + (r * H + h) * hd;
+      float* o = out + (r * H + h) * hd;
+      float m = -INFINITY;
+      for (int64_t j = 0; j < n; j++) {
+        float s = scale * Dot(qr, kbase + j * hd, hd);
+        p[j] = s;
+        m = s > m ? s : m;
+      }
+      float sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < n; j++) {
+        float e = FastExp(p[j] - m);
+        p[j] = e;
+        sum += e;
+      }
+      float inv = 1.0f / sum;
+      std::memset(o, 0, sizeof(float) * hd);
+      for (int64_t j = 0; j < n; j++) {
+        const float* vj = vbase + j * hd;
+        float pj = p[j] * inv;
+#pragma omp simd
+        for (int64_t d = 0; d < hd; d++) o[d] += pj * vj[d];
+      }
+    }
+  });
+  return i.Env().Undefined();
+}
+
+}  // namespace
+
+void InitAttention(Napi::Env env, Napi::Object exports) {
+  exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward));
+  exports.Set("kvWrite", Napi::Function::New(env, KvWrite));
+  exports.Set("attentionDecode", Napi::Function::New(env, AttentionDecode));
+}
+
+}  // namespace klear

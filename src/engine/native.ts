@@ -1,0 +1,110 @@
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { KlearError } from "../util/errors.js";
+import type { Backend } from "./backend.js";
+
+/** What the addon reports about itself (OpenBLAS core type and thread counts). */
+export interface NativeInfo {
+  blasCore: string;
+  blasConfig: string;
+  blasThreads: number;
+  kernelThreads: number;
+}
+
+type Addon = Omit<Backend, "name"> & {
+  info(): NativeInfo;
+  setThreads(blas: number, kernels: number): void;
+};
+
+const ADDON_RELATIVE = join("build", "Release", "klear_native.node");
+
+function findAddon(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, ADDON_RELATIVE);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return null;
+}
+
+let addon: Addon | null = null;
+
+function loadAddon(): Addon {
+  if (addon) return addon;
+  const path = findAddon();
+  if (!path) {
+    throw new KlearError(
+      "NATIVE_NOT_BUILT",
+      `the native compute addon (${ADDON_RELATIVE}) is not built`,
+      "run `npm run setup` (installs libopenblas-dev and runs `npx node-gyp rebuild`)",
+    );
+  }
+  try {
+    addon = createRequire(import.meta.url)(path) as Addon;
+  } catch (err) {
+    throw new KlearError(
+      "NATIVE_LOAD_FAILED",
+      `the native compute addon at ${path} failed to load: ${(err as Error).message}`,
+      "rebuild it with `npm run setup` (or `npx node-gyp rebuild`); it needs Debian libopenblas-dev",
+      { cause: err },
+    );
+  }
+  return addon;
+}
+
+/** Whether the addon is built and loads (for tests that skip without it). */
+export function nativeAvailable(): boolean {
+  try {
+    loadAddon();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function nativeInfo(): NativeInfo {
+  return loadAddon().info();
+}
+
+/**
+ * Thread counts: OpenBLAS's pool and klear's kernel pool (0 leaves one unchanged). Fixing them makes
+ * results bit-reproducible across runs; sums may differ in the last bits across thread counts.
+ */
+export function setNativeThreads(blasThreads: number, kernelThreads: number): void {
+  loadAddon().setThreads(blasThreads, kernelThreads);
+}
+
+let nativeBackend: Backend | null = null;
+
+/** The fast backend: OpenBLAS sgemm plus multi-threaded C++ kernels. */
+export function getNativeBackend(): Backend {
+  if (nativeBackend) return nativeBackend;
+  const a = loadAddon();
+  nativeBackend = {
+    name: "native",
+    gemm: a.gemm,
+    rmsnorm: a.rmsnorm,
+    rmsnormBackward: a.rmsnormBackward,
+    rope: a.rope,
+    attention: a.attention,
+    attentionBackward: a.attentionBackward,
+    kvWrite: a.kvWrite,
+    attentionDecode: a.attentionDecode,
+    swiglu: a.swiglu,
+    swigluBackward: a.swigluBackward,
+    add: a.add,
+    scale: a.scale,
+    embedding: a.embedding,
+    embeddingBackward: a.embeddingBackward,
+    logSoftmaxGather: a.logSoftmaxGather,
+    logSoftmaxGatherBackward: a.logSoftmaxGatherBackward,
+    adamw: a.adamw,
+    sumSquares: a.sumSquares,
+  };
+  return nativeBackend;
+}
