@@ -6,7 +6,7 @@ import { Template } from "@huggingface/jinja";
 import { KlearError } from "../util/errors.js";
 import type { Tokenizer } from "./tokenizer.js";
 
-export interface ChatMessage {
+export interface ChatTemplateMessage {
   role: "system" | "user" | "assistant" | "tool" | (string & {});
   content: string;
   /** Qwen3's template renders an assistant's reasoning inside <think> when given separately. */
@@ -43,7 +43,7 @@ export const SIMPLE_CHAT_TEMPLATE =
   "{%- endif %}";
 
 /** A parsed chat template: parse once, render many times. */
-export class ChatTemplate {
+export class JinjaChatTemplate {
   readonly source: string;
   private readonly template: Template;
 
@@ -66,7 +66,7 @@ export class ChatTemplate {
   }
 
   render(
-    messages: readonly ChatMessage[],
+    messages: readonly ChatTemplateMessage[],
     opts: ChatRenderOptions = {},
     specialTokens: { bosToken?: string; eosToken?: string } = {},
   ): string {
@@ -92,13 +92,13 @@ export class ChatTemplate {
   }
 }
 
-const templateCache = new WeakMap<Tokenizer, ChatTemplate>();
+const templateCache = new WeakMap<Tokenizer, JinjaChatTemplate>();
 
 /** The tokenizer's own chat template, or the built-in one when it has none. */
-export function chatTemplateFor(tokenizer: Tokenizer): ChatTemplate {
+export function chatTemplateFor(tokenizer: Tokenizer): JinjaChatTemplate {
   let t = templateCache.get(tokenizer);
   if (!t) {
-    t = new ChatTemplate(
+    t = new JinjaChatTemplate(
       tokenizer.chatTemplate ?? SIMPLE_CHAT_TEMPLATE,
       "tokenizer_config.json chat_template",
     );
@@ -110,7 +110,7 @@ export function chatTemplateFor(tokenizer: Tokenizer): ChatTemplate {
 /** Renders messages to the prompt text, as HF's `apply_chat_template(..., tokenize=False)`. */
 export function applyChatTemplate(
   tokenizer: Tokenizer,
-  messages: readonly ChatMessage[],
+  messages: readonly ChatTemplateMessage[],
   opts: ChatRenderOptions = {},
 ): string {
   return chatTemplateFor(tokenizer).render(messages, opts, {

@@ -1,16 +1,40 @@
 // Public API of src/model (re-exported from the package root).
 export {
   applyChatTemplate,
-  type ChatMessage,
   type ChatRenderOptions,
-  ChatTemplate,
+  type ChatTemplateMessage,
   chatTemplateFor,
+  JinjaChatTemplate,
   SIMPLE_CHAT_TEMPLATE,
 } from "./chat.js";
+export {
+  CHECKPOINT_CONFIG_FILE,
+  CHECKPOINT_GENERATION_CONFIG_FILE,
+  type CheckpointableModel,
+  type LoadedCheckpoint,
+  type LoadedModel,
+  loadCheckpoint,
+  loadModel,
+  readCheckpointConfig,
+  type SaveCheckpointOptions,
+  saveCheckpoint,
+} from "./checkpoint.js";
+export {
+  parseQwen3Config,
+  type Qwen3Config,
+  qwen3ConfigToJson,
+  type RopeScaling,
+  SUPPORTED_QWEN3_ARCHITECTURES,
+  SUPPORTED_QWEN3_MODEL_TYPES,
+  type TinyQwen3Options,
+  tinyQwen3Config,
+} from "./config.js";
+export { KVCache, type LogprobsResult, type Qwen3Batch, Qwen3Model, qwen3ParameterShapes } from "./qwen3.js";
 export {
   floatToBf16Bits,
   floatToF16Bits,
   type LoadedTensor,
+  listSafetensorsFolder,
   parseShardSize,
   readSafetensors,
   readSafetensorsFolder,
@@ -21,6 +45,7 @@ export {
   SAFETENSORS_SINGLE_FILE,
   SAFETENSORS_WRITE_DTYPES,
   type SafetensorsDtype,
+  type SafetensorsFolderEntry,
   type SafetensorsHeader,
   type SafetensorsTensorInfo,
   type SafetensorsWriteDtype,

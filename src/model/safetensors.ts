@@ -398,9 +398,19 @@ function encodeInto(
     out.set(new Uint8Array(src.buffer, src.byteOffset + start * 4, count * 4));
     return;
   }
-  const toBits = dtype === "bfloat16" ? floatToBf16Bits : floatToF16Bits;
+  // Float32Array data is always 4-byte aligned, so the bits can be read through a Uint32Array view.
+  const bits = new Uint32Array(src.buffer, src.byteOffset + start * 4, count);
+  if (dtype === "bfloat16") {
+    for (let i = 0; i < count; i++) {
+      const b = bits[i];
+      const h = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x40 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+      out[2 * i] = h & 0xff;
+      out[2 * i + 1] = (h >>> 8) & 0xff;
+    }
+    return;
+  }
   for (let i = 0; i < count; i++) {
-    const h = toBits(src[start + i]);
+    const h = floatToF16Bits(src[start + i]);
     out[2 * i] = h & 0xff;
     out[2 * i + 1] = h >>> 8;
   }
@@ -705,13 +715,19 @@ async function readIndex(indexPath: string): Promise<Map<string, string>> {
   return out;
 }
 
+/** Where a tensor of a checkpoint folder lives: its header entry and the file that holds it. */
+export interface SafetensorsFolderEntry extends SafetensorsTensorInfo {
+  path: string;
+}
+
 /**
- * Reads every tensor of a checkpoint folder (single file or sharded with an index) as float32.
- * Each shard is streamed: peak memory is the float32 result plus one staging chunk.
+ * Reads only the headers of a checkpoint folder (single file, or shards listed by an index) and returns every
+ * tensor's file, dtype, shape and byte range, so callers can validate names and shapes before reading data.
  */
-export async function readSafetensorsFolder(dir: string): Promise<Map<string, LoadedTensor>> {
+export async function listSafetensorsFolder(dir: string): Promise<Map<string, SafetensorsFolderEntry>> {
   const indexPath = join(dir, SAFETENSORS_INDEX_FILE);
   const singlePath = join(dir, SAFETENSORS_SINGLE_FILE);
+  const out = new Map<string, SafetensorsFolderEntry>();
   if (existsSync(indexPath)) {
     const weightMap = await readIndex(indexPath);
     const byFile = new Map<string, string[]>();
@@ -720,7 +736,6 @@ export async function readSafetensorsFolder(dir: string): Promise<Map<string, Lo
       if (list) list.push(name);
       else byFile.set(file, [name]);
     }
-    const out = new Map<string, LoadedTensor>();
     for (const [file, names] of byFile) {
       if (!existsSync(file)) {
         throw new KlearError(
@@ -729,11 +744,26 @@ export async function readSafetensorsFolder(dir: string): Promise<Map<string, Lo
           "copy the missing shard into the folder, or save the checkpoint again",
         );
       }
-      for (const [name, t] of await readSafetensors(file, { names })) out.set(name, t);
+      const header = await readSafetensorsHeader(file);
+      for (const name of names) {
+        const info = header.tensors.get(name);
+        if (!info) {
+          throw new KlearError(
+            "SAFETENSORS_MISSING_TENSOR",
+            `${file}: no tensor named "${name}", though ${indexPath} lists it there`,
+            "re-create the index, or save the checkpoint again",
+          );
+        }
+        out.set(name, { ...info, path: file });
+      }
     }
     return out;
   }
-  if (existsSync(singlePath)) return readSafetensors(singlePath);
+  if (existsSync(singlePath)) {
+    const header = await readSafetensorsHeader(singlePath);
+    for (const [name, info] of header.tensors) out.set(name, { ...info, path: singlePath });
+    return out;
+  }
   if (existsSync(dir) && statSync(dir).isDirectory()) {
     throw new KlearError(
       "SAFETENSORS_MISSING",
@@ -742,4 +772,35 @@ export async function readSafetensorsFolder(dir: string): Promise<Map<string, Lo
     );
   }
   throw new KlearError("SAFETENSORS_MISSING", `${dir}: folder not found`, "check the checkpoint path");
+}
+
+/**
+ * Reads tensors of a checkpoint folder (single file or sharded with an index) as float32: all of them, or
+ * those in `names`. Each file is streamed: peak memory is the float32 result plus one staging chunk.
+ */
+export async function readSafetensorsFolder(
+  dir: string,
+  opts: { names?: Iterable<string>; entries?: Map<string, SafetensorsFolderEntry> } = {},
+): Promise<Map<string, LoadedTensor>> {
+  const entries = opts.entries ?? (await listSafetensorsFolder(dir));
+  const wanted = opts.names ? [...opts.names] : [...entries.keys()];
+  const byFile = new Map<string, string[]>();
+  for (const name of wanted) {
+    const entry = entries.get(name);
+    if (!entry) {
+      throw new KlearError(
+        "SAFETENSORS_MISSING_TENSOR",
+        `${dir}: no tensor named "${name}" in the checkpoint's safetensors files`,
+        "check the tensor name, or that the folder holds this model",
+      );
+    }
+    const list = byFile.get(entry.path);
+    if (list) list.push(name);
+    else byFile.set(entry.path, [name]);
+  }
+  const out = new Map<string, LoadedTensor>();
+  for (const [file, names] of byFile) {
+    for (const [name, t] of await readSafetensors(file, { names })) out.set(name, t);
+  }
+  return out;
 }

@@ -4,9 +4,9 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import {
   applyChatTemplate,
-  type ChatMessage,
   type ChatRenderOptions,
-  ChatTemplate,
+  type ChatTemplateMessage,
+  JinjaChatTemplate,
   SIMPLE_CHAT_TEMPLATE,
 } from "../../src/model/chat.js";
 import { ByteTokenizer, loadTokenizer } from "../../src/model/tokenizer.js";
@@ -15,7 +15,7 @@ const QWEN3_SUBSET = join(import.meta.dirname, "../../fixtures/model/qwen3-token
 
 describe("Qwen3's own chat template", () => {
   const expected = JSON.parse(readFileSync(join(QWEN3_SUBSET, "expected_chat.json"), "utf8")) as {
-    cases: { messages: ChatMessage[]; options: Record<string, boolean>; expected: string }[];
+    cases: { messages: ChatTemplateMessage[]; options: Record<string, boolean>; expected: string }[];
   };
 
   it("renders exactly as Python jinja2 does in transformers (with/without generation prompt, thinking off)", async () => {
@@ -32,7 +32,7 @@ describe("Qwen3's own chat template", () => {
 
   it("ends the generation prompt with an empty think block only when thinking is off", async () => {
     const tok = await loadTokenizer(QWEN3_SUBSET);
-    const msgs: ChatMessage[] = [{ role: "user", content: "2+2?" }];
+    const msgs: ChatTemplateMessage[] = [{ role: "user", content: "2+2?" }];
     assert.ok(
       applyChatTemplate(tok, msgs, { addGenerationPrompt: true }).endsWith("<|im_start|>assistant\n"),
     );
@@ -47,7 +47,7 @@ describe("Qwen3's own chat template", () => {
 
 describe("built-in template for tiny models", () => {
   const tok = new ByteTokenizer();
-  const msgs: ChatMessage[] = [
+  const msgs: ChatTemplateMessage[] = [
     { role: "system", content: "Be brief." },
     { role: "user", content: "1+1?" },
   ];
@@ -80,9 +80,9 @@ describe("built-in template for tiny models", () => {
     });
     assert.equal(applyChatTemplate(custom, msgs), "2<|im_end|>");
     assert.throws(
-      () => new ChatTemplate("{% for %}", "x/tokenizer_config.json"),
+      () => new JinjaChatTemplate("{% for %}", "x/tokenizer_config.json"),
       /x\/tokenizer_config\.json: chat template does not parse/,
     );
-    assert.equal(new ChatTemplate(SIMPLE_CHAT_TEMPLATE).render([]), "");
+    assert.equal(new JinjaChatTemplate(SIMPLE_CHAT_TEMPLATE).render([]), "");
   });
 });
