@@ -1,2 +1,51 @@
-// Public API of src/eval (re-exported from the package root). Filled in by the module's owner.
-export {};
+// Public API of src/eval: benchmark registry and loaders, prompts, metrics, scoring, the resumable
+// results store and the evaluate() driver behind `klear eval`.
+export {
+  DEFAULT_EVAL_SAMPLING,
+  type EvalGenerator,
+  type EvalGenRequest,
+  type EvalGenResult,
+  type EvalSamplingParams,
+  OpenAIGenerator,
+  type OpenAIGeneratorOptions,
+} from "./generator.js";
+export { defaultHubCacheDir, type HubOptions, hubDatasetFile } from "./hub.js";
+export {
+  defaultKs,
+  estimateMean,
+  type MetricEstimate,
+  majAtK,
+  majorityVote,
+  passAtK,
+  quantileSorted,
+} from "./metrics.js";
+export {
+  buildMessages,
+  ChatTemplate,
+  type EvalChatMessage,
+  LCB_SYSTEM_MESSAGE,
+  lcbQuestionPrompt,
+  MATH_PROMPT_TEMPLATES,
+} from "./prompts.js";
+export {
+  BENCHMARKS,
+  type BenchmarkSpec,
+  benchmarkNames,
+  decodeLcbTests,
+  type EvalCodeTest,
+  type EvalProblem,
+  getBenchmark,
+  type LoadBenchmarkOptions,
+  type LoadedBenchmark,
+  loadBenchmark,
+} from "./registry.js";
+export {
+  computeBenchResult,
+  type EvalBenchResult,
+  type EvalProblemResult,
+  type EvalResults,
+  formatResultsTable,
+} from "./results.js";
+export { type EvaluateOptions, type EvaluateOutcome, evaluate, importResponses, sampleSeed } from "./run.js";
+export { createDefaultScorer, type EvalScorer, type EvalVerdict } from "./scoring.js";
+export { EvalStore, type StoredSample, type StoredVerdict } from "./store.js";

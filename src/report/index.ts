@@ -1,2 +1,2 @@
-// Public API of src/report (re-exported from the package root). Filled in by the module's owner.
-export {};
+// Public API of src/report: self-contained HTML reports that open offline.
+export { renderEvalReport } from "./eval-report.js";

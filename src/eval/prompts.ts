@@ -1,0 +1,110 @@
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError, KlearError } from "../util/errors.js";
+import type { EvalProblem } from "./registry.js";
+
+export interface EvalChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+/**
+ * Math prompt styles:
+ * - `r1`: DeepSeek-R1's recommended evaluation prompt: no system prompt, the instruction in the user turn.
+ * - `raw`: the problem text alone, exactly as Klear's benchmark files feed it (klear-spec §10.3).
+ * Any other string is a template in which `{problem}` is replaced.
+ */
+export const MATH_PROMPT_TEMPLATES: Record<string, string> = {
+  r1: "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}.",
+  raw: "{problem}",
+};
+
+/** LiveCodeBench's generic system message (lcb_runner PromptConstants.SYSTEM_MESSAGE_GENERIC). */
+export const LCB_SYSTEM_MESSAGE =
+  "You are an expert Python programmer. You will be given a question (problem specification) and will generate a correct Python program that matches the specification and passes all tests.";
+const LCB_FORMAT_WITH_STARTER =
+  "You will use the following starter code to write the solution to the problem and enclose your code within delimiters.";
+const LCB_FORMAT_STDIN =
+  "Read the inputs from stdin solve the problem and write the answer to stdout (do not directly test on the sample inputs). Enclose your code within delimiters as follows. Ensure that when the python program runs, it reads the inputs, runs the algorithm and writes output to STDOUT.";
+
+/** LiveCodeBench's generic code-generation question template (lcb_runner prompts/code_generation.py). */
+export function lcbQuestionPrompt(question: string, starterCode: string): string {
+  let p = `### Question:\n${question}\n\n`;
+  if (starterCode) p += `### Format: ${LCB_FORMAT_WITH_STARTER}\n\`\`\`python\n${starterCode}\n\`\`\`\n\n`;
+  else p += `### Format: ${LCB_FORMAT_STDIN}\n\`\`\`python\n# YOUR CODE HERE\n\`\`\`\n\n`;
+  return `${p}### Answer: (use the provided format with backticks)\n\n`;
+}
+
+export function checkPromptTemplate(template: string): void {
+  if (!(template in MATH_PROMPT_TEMPLATES) && !template.includes("{problem}")) {
+    throw new ConfigError(
+      `prompt template "${template}" is neither a known style nor contains {problem}`,
+      `use one of ${Object.keys(MATH_PROMPT_TEMPLATES).join(", ")}, or a template containing {problem}`,
+    );
+  }
+}
+
+/**
+ * The chat messages sent for a problem. Code follows R1's advice too (no system turn): LiveCodeBench's
+ * system sentence opens the user turn, as in Klear's code RL data (§10.3), followed by LiveCodeBench's
+ * generic question template.
+ */
+export function buildMessages(problem: EvalProblem, mathTemplate = "r1"): EvalChatMessage[] {
+  if (problem.kind === "code") {
+    // "raw" keeps a prompt shipped with the data (QwQ's file) verbatim; otherwise LiveCodeBench's own.
+    const content =
+      mathTemplate === "raw" && problem.fullPrompt
+        ? problem.fullPrompt
+        : `${LCB_SYSTEM_MESSAGE}\n\n${lcbQuestionPrompt(problem.question, problem.starterCode ?? "")}`;
+    return [{ role: "user", content }];
+  }
+  checkPromptTemplate(mathTemplate);
+  const template = MATH_PROMPT_TEMPLATES[mathTemplate] ?? mathTemplate;
+  return [{ role: "user", content: template.split("{problem}").join(problem.question) }];
+}
+
+/**
+ * Renders messages through a model's own chat template (tokenizer_config.json `chat_template`, Jinja)
+ * with the generation prompt appended, for raw /v1/completions and the local engine.
+ */
+export class ChatTemplate {
+  private constructor(
+    private readonly render: (vars: Record<string, unknown>) => string,
+    private readonly vars: Record<string, unknown>,
+  ) {}
+
+  /** `path`: a model folder or its tokenizer_config.json. */
+  static async load(path: string): Promise<ChatTemplate> {
+    const file =
+      existsSync(path) && statSync(path).isDirectory() ? join(path, "tokenizer_config.json") : path;
+    if (!existsSync(file)) {
+      throw new ConfigError(`no tokenizer config at ${file}`, "point --chat-template at the model folder");
+    }
+    const cfg = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    let tpl = cfg.chat_template;
+    if (Array.isArray(tpl)) tpl = (tpl.find((t) => t?.name === "default") ?? tpl[0])?.template;
+    if (typeof tpl !== "string") {
+      throw new KlearError(
+        "NO_CHAT_TEMPLATE",
+        `${file} has no chat_template`,
+        "use --api chat so the server applies its template, or a model folder with a chat template",
+      );
+    }
+    const { Template } = await import("@huggingface/jinja");
+    const t = new Template(tpl);
+    const tokenText = (v: unknown) =>
+      typeof v === "string"
+        ? v
+        : typeof v === "object" && v !== null
+          ? String((v as { content?: string }).content)
+          : "";
+    return new ChatTemplate((vars) => t.render(vars), {
+      bos_token: tokenText(cfg.bos_token),
+      eos_token: tokenText(cfg.eos_token),
+    });
+  }
+
+  apply(messages: EvalChatMessage[]): string {
+    return this.render({ ...this.vars, messages, add_generation_prompt: true });
+  }
+}

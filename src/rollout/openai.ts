@@ -1,0 +1,364 @@
+import http from "node:http";
+import https from "node:https";
+import { ConfigError, KlearError } from "../util/errors.js";
+
+/**
+ * A client for OpenAI-compatible inference servers (vLLM, SGLang, TGI, llama.cpp): /v1/completions and
+ * /v1/chat/completions, with bounded concurrency, retries with jittered exponential backoff on the
+ * failures a busy cluster produces (429, 5xx, timeouts, dropped connections), per-request timeouts and
+ * least-loaded balancing over several endpoints. It speaks plain node:http with keep-alive because the
+ * harness must never be the bottleneck of a cluster (thousands of requests per second).
+ */
+
+export interface OpenAIClientOptions {
+  /** Base URLs, e.g. `http://10.0.0.1:8000` or `http://10.0.0.1:8000/v1`; requests go to the least loaded. */
+  endpoints: string[];
+  /** Sent as `Authorization: Bearer …` when set. */
+  apiKey?: string;
+  /** Most requests in flight over all endpoints (default 64). */
+  concurrency?: number;
+  /** Per-attempt timeout in ms, measured from sending to the last byte of the response (default 600 000). */
+  timeoutMs?: number;
+  /** Retries after the first attempt before giving up (default 8). */
+  maxRetries?: number;
+  /** First backoff delay in ms; doubles per retry, with full jitter, capped by `maxBackoffMs` (default 500). */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** Extra headers sent with every request. */
+  headers?: Record<string, string>;
+}
+
+/** Sampling parameters, in klear's names; mapped onto the OpenAI / vLLM request fields. */
+export interface OpenAISamplingParams {
+  model: string;
+  n?: number;
+  temperature?: number;
+  topP?: number;
+  /** vLLM / SGLang extension; omitted when undefined or < 1. */
+  topK?: number;
+  maxTokens?: number;
+  stop?: string[];
+  seed?: number;
+  /** vLLM / SGLang extension. */
+  repetitionPenalty?: number;
+  /** Any other request fields, passed through unchanged (e.g. `{ logprobs: 1 }`). */
+  extra?: Record<string, unknown>;
+}
+
+export interface OpenAIChatMessage {
+  role: string;
+  content: string;
+}
+
+export interface OpenAIChoice {
+  index: number;
+  text: string;
+  /** "stop", "length", … as the server reports it; null when absent. */
+  finishReason: string | null;
+}
+
+export interface OpenAICompletion {
+  choices: OpenAIChoice[];
+  promptTokens: number | null;
+  completionTokens: number | null;
+  /** Attempts this request took (1 when the first succeeded). */
+  attempts: number;
+  /** The endpoint that answered. */
+  endpoint: string;
+  latencyMs: number;
+}
+
+export interface OpenAIClientStats {
+  requests: number;
+  succeeded: number;
+  failed: number;
+  retries: number;
+  /** Retries by cause: "429", "500", "timeout", "connection", … */
+  retryCauses: Record<string, number>;
+}
+
+/** A failure that a retry may cure: rate limits, server errors, timeouts, dropped connections. */
+class RetryableError extends Error {
+  constructor(
+    readonly kind: string,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+interface Endpoint {
+  url: URL;
+  inFlight: number;
+  agent: http.Agent;
+}
+
+export class OpenAIClient {
+  private readonly endpoints: Endpoint[];
+  private readonly opts: Required<Omit<OpenAIClientOptions, "apiKey" | "headers" | "endpoints">>;
+  private readonly headers: Record<string, string>;
+  private active = 0;
+  private readonly waiters: (() => void)[] = [];
+  private rr = 0;
+  readonly stats: OpenAIClientStats = { requests: 0, succeeded: 0, failed: 0, retries: 0, retryCauses: {} };
+
+  constructor(options: OpenAIClientOptions) {
+    if (!options.endpoints.length) {
+      throw new ConfigError(
+        "no inference endpoint given",
+        "pass --endpoint URL (repeat or comma-separate for several)",
+      );
+    }
+    const concurrency = options.concurrency ?? 64;
+    this.opts = {
+      concurrency,
+      timeoutMs: options.timeoutMs ?? 600_000,
+      maxRetries: options.maxRetries ?? 8,
+      backoffMs: options.backoffMs ?? 500,
+      maxBackoffMs: options.maxBackoffMs ?? 30_000,
+    };
+    if (!(concurrency >= 1))
+      throw new ConfigError(`concurrency ${concurrency} < 1`, "use --concurrency 1 or more");
+    this.endpoints = options.endpoints.map((raw) => {
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch {
+        throw new ConfigError(`endpoint "${raw}" is not a URL`, "use e.g. http://127.0.0.1:8000/v1");
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        throw new ConfigError(`endpoint "${raw}" is not http(s)`, "use e.g. http://127.0.0.1:8000/v1");
+      }
+      // Accept both `http://h:p` and `http://h:p/v1`: the routes are appended below.
+      let path = url.pathname.replace(/\/+$/, "");
+      if (!path.endsWith("/v1")) path += "/v1";
+      url.pathname = path;
+      const AgentClass = url.protocol === "https:" ? https.Agent : http.Agent;
+      return { url, inFlight: 0, agent: new AgentClass({ keepAlive: true, maxSockets: concurrency }) };
+    });
+    this.headers = { "content-type": "application/json", ...(options.headers ?? {}) };
+    if (options.apiKey) this.headers.authorization = `Bearer ${options.apiKey}`;
+  }
+
+  /** POST /v1/completions with a raw prompt (the caller applied any chat template). */
+  complete(prompt: string, params: OpenAISamplingParams): Promise<OpenAICompletion> {
+    return this.request("/completions", { prompt, ...samplingBody(params) }, false);
+  }
+
+  /** POST /v1/chat/completions; the server applies the model's chat template. */
+  chat(messages: OpenAIChatMessage[], params: OpenAISamplingParams): Promise<OpenAICompletion> {
+    return this.request("/chat/completions", { messages, ...samplingBody(params) }, true);
+  }
+
+  /** Closes idle keep-alive sockets so the process can exit. */
+  close(): void {
+    for (const e of this.endpoints) e.agent.destroy();
+  }
+
+  private async acquire(): Promise<void> {
+    if (this.active < this.opts.concurrency) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  private release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.active--;
+  }
+
+  private pickEndpoint(avoid: Endpoint | null): Endpoint {
+    let best: Endpoint | null = null;
+    const n = this.endpoints.length;
+    // Least in-flight first; the round-robin start spreads ties evenly.
+    for (let i = 0; i < n; i++) {
+      const e = this.endpoints[(this.rr + i) % n];
+      if (e === avoid && n > 1) continue;
+      if (best === null || e.inFlight < best.inFlight) best = e;
+    }
+    this.rr = (this.rr + 1) % n;
+    return best ?? this.endpoints[0];
+  }
+
+  private async request(
+    route: string,
+    body: Record<string, unknown>,
+    chat: boolean,
+  ): Promise<OpenAICompletion> {
+    await this.acquire();
+    this.stats.requests++;
+    const payload = Buffer.from(JSON.stringify(body));
+    let last: Endpoint | null = null;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const endpoint = this.pickEndpoint(last);
+        last = endpoint;
+        const t0 = performance.now();
+        try {
+          endpoint.inFlight++;
+          const json = await this.post(endpoint, route, payload);
+          const parsed = parseResponse(json, chat, endpoint.url.href + route);
+          this.stats.succeeded++;
+          return {
+            ...parsed,
+            attempts: attempt + 1,
+            endpoint: endpoint.url.origin,
+            latencyMs: performance.now() - t0,
+          };
+        } catch (e) {
+          if (!(e instanceof RetryableError) || attempt >= this.opts.maxRetries) {
+            this.stats.failed++;
+            if (e instanceof RetryableError) {
+              throw new KlearError(
+                "INFERENCE_FAILED",
+                `request to ${endpoint.url.href}${route} failed after ${attempt + 1} attempts: ${e.message}`,
+                "check that the server is up and not overloaded; raise --max-retries or --timeout, or lower --concurrency",
+              );
+            }
+            throw e;
+          }
+          this.stats.retries++;
+          this.stats.retryCauses[e.kind] = (this.stats.retryCauses[e.kind] ?? 0) + 1;
+          const cap = Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** attempt);
+          const delay = Math.max(e.retryAfterMs ?? 0, Math.random() * cap);
+          await new Promise((r) => setTimeout(r, delay));
+        } finally {
+          endpoint.inFlight--;
+        }
+      }
+    } finally {
+      this.release();
+    }
+  }
+
+  private post(endpoint: Endpoint, route: string, payload: Buffer): Promise<unknown> {
+    const url = endpoint.url;
+    const mod = url.protocol === "https:" ? https : http;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        req.destroy();
+        reject(err);
+      };
+      const req = mod.request(
+        {
+          protocol: url.protocol,
+          hostname: url.hostname,
+          port: url.port,
+          path: url.pathname + route,
+          method: "POST",
+          agent: endpoint.agent,
+          headers: { ...this.headers, "content-length": payload.length },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("aborted", () => fail(new RetryableError("connection", "connection dropped mid-response")));
+          res.on("error", (err) => fail(new RetryableError("connection", err.message)));
+          res.on("end", () => {
+            if (settled) return;
+            if (!res.complete)
+              return fail(new RetryableError("connection", "connection dropped mid-response"));
+            const text = Buffer.concat(chunks).toString("utf8");
+            const status = res.statusCode ?? 0;
+            if (status === 429 || status >= 500) {
+              const ra = Number(res.headers["retry-after"]);
+              return fail(
+                new RetryableError(
+                  String(status),
+                  `HTTP ${status}: ${text.slice(0, 200)}`,
+                  Number.isFinite(ra) ? Math.min(ra * 1000, this.opts.maxBackoffMs) : undefined,
+                ),
+              );
+            }
+            if (status < 200 || status >= 300) {
+              return fail(
+                new KlearError(
+                  "INFERENCE_REJECTED",
+                  `${url.href}${route} answered HTTP ${status}: ${text.slice(0, 500)}`,
+                  status === 404
+                    ? "check the endpoint URL and that --model names a model the server serves"
+                    : "check the request parameters (model name, max tokens within the context window)",
+                ),
+              );
+            }
+            let json: unknown;
+            try {
+              json = JSON.parse(text);
+            } catch {
+              // A truncated body behind a proxy looks like this; the next attempt usually succeeds.
+              return fail(new RetryableError("bad-json", `response is not JSON: ${text.slice(0, 200)}`));
+            }
+            settled = true;
+            clearTimeout(timer);
+            resolve(json);
+          });
+        },
+      );
+      const timer = setTimeout(
+        () => fail(new RetryableError("timeout", `no complete response within ${this.opts.timeoutMs} ms`)),
+        this.opts.timeoutMs,
+      );
+      req.on("error", (err: NodeJS.ErrnoException) =>
+        fail(new RetryableError("connection", `${err.code ?? ""} ${err.message}`.trim())),
+      );
+      req.end(payload);
+    });
+  }
+}
+
+function samplingBody(p: OpenAISamplingParams): Record<string, unknown> {
+  const body: Record<string, unknown> = { model: p.model };
+  if (p.n !== undefined) body.n = p.n;
+  if (p.temperature !== undefined) body.temperature = p.temperature;
+  if (p.topP !== undefined) body.top_p = p.topP;
+  if (p.topK !== undefined && p.topK >= 1) body.top_k = p.topK;
+  if (p.maxTokens !== undefined) body.max_tokens = p.maxTokens;
+  if (p.stop?.length) body.stop = p.stop;
+  if (p.seed !== undefined) body.seed = p.seed;
+  if (p.repetitionPenalty !== undefined && p.repetitionPenalty !== 1)
+    body.repetition_penalty = p.repetitionPenalty;
+  return { ...body, ...(p.extra ?? {}) };
+}
+
+function parseResponse(
+  json: unknown,
+  chat: boolean,
+  where: string,
+): Omit<OpenAICompletion, "attempts" | "endpoint" | "latencyMs"> {
+  const obj = json as {
+    choices?: {
+      index?: number;
+      text?: string;
+      message?: { content?: string | null; reasoning_content?: string | null };
+      finish_reason?: string | null;
+    }[];
+    usage?: { prompt_tokens?: number; completion_tokens?: number };
+  };
+  if (!obj || !Array.isArray(obj.choices)) {
+    throw new RetryableError("bad-json", `response from ${where} has no "choices" array`);
+  }
+  const choices = obj.choices.map((c, i) => {
+    let text: string;
+    if (chat) {
+      // Reasoning parsers (vLLM --reasoning-parser) split the thinking out; put it back so scoring sees
+      // the whole response, as the model produced it.
+      const reasoning = c.message?.reasoning_content;
+      const content = c.message?.content ?? "";
+      text = reasoning ? `<think>\n${reasoning}\n</think>\n\n${content}` : content;
+    } else text = c.text ?? "";
+    return { index: c.index ?? i, text, finishReason: c.finish_reason ?? null };
+  });
+  choices.sort((a, b) => a.index - b.index);
+  return {
+    choices,
+    promptTokens: obj.usage?.prompt_tokens ?? null,
+    completionTokens: obj.usage?.completion_tokens ?? null,
+  };
+}
