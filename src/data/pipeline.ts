@@ -53,6 +53,8 @@ export interface DataManifest {
   command: string;
   createdAt: string;
   durationSec: number;
+  /** Peak resident memory of the process so far (MB), to show the run stayed bounded. */
+  peakRssMb: number;
   parameters: Record<string, unknown>;
   inputs: { path: string; sha256: string; bytes: number; rows: number }[];
   output: { path: string; rows: number } | null;
@@ -121,6 +123,7 @@ async function filterRows(
   let malformedCount = 0;
   let bytesSeen = 0;
   const pendingMalformed: MalformedRow[] = [];
+  let readerRejected = 0;
   const noteMalformed = (m: MalformedRow) => {
     malformedCount++;
     byReason[m.reason] = (byReason[m.reason] ?? 0) + 1;
@@ -150,7 +153,11 @@ async function filterRows(
     for (const input of inputs) {
       let rows = 0;
       for await (const rec of readDataRows(input, {
-        onMalformed: noteMalformed,
+        onMalformed: (m) => {
+          readerRejected++;
+          rows++;
+          noteMalformed(m);
+        },
         onBytes: (n) => {
           bytesSeen += n;
           progress.update(Math.round(bytesSeen / 1e6), {
@@ -185,11 +192,12 @@ async function filterRows(
     command,
     createdAt: new Date().toISOString(),
     durationSec: (Date.now() - started) / 1000,
+    peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
     parameters,
     inputs: hashed.map((h, i) => ({ ...h, rows: perInputRows.get(inputs[i]) ?? 0 })),
     output: { path: resolve(output), rows: out.rows },
     counts: {
-      read: read + countReaderMalformed(byReason),
+      read: read + readerRejected,
       kept: out.rows,
       malformed: malformedCount,
       removed,
@@ -199,11 +207,6 @@ async function filterRows(
   };
   atomicWriteJsonSync(side.manifest, manifest);
   return manifest;
-}
-
-/** Rows rejected by the reader never became records, so they are added to the count of rows read. */
-function countReaderMalformed(byReason: Record<string, number>): number {
-  return (byReason["bad-json"] ?? 0) + (byReason["not-object"] ?? 0) + (byReason["invalid-utf8"] ?? 0);
 }
 
 export interface DedupRunOptions extends PipelineCommonOptions, DeduplicatorOptions {}
