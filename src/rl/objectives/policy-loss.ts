@@ -34,6 +34,15 @@ import {
   tokenLayout,
 } from "./layout.js";
 
+// Plain module constants: reading the imported Region object in the token loop costs a binding lookup per token.
+const REGION_INSIDE = Region.inside;
+const REGION_LOW = Region.low;
+const REGION_HIGH = Region.high;
+const REGION_DUAL = Region.dual;
+const LOG_RATIO_LIMIT = MAX_LOG_RATIO;
+const clipTokenTerm = clippedToken;
+const cispoTokenTerm = cispoToken;
+
 export interface PolicyLossInput {
   /** log π_θ of the sampled tokens (the values the model will backpropagate from). */
   logp: TokenValues;
@@ -112,9 +121,9 @@ function clipRuleFor(name: PolicyLossName, cfg: ResolvedPolicyLossConfig): ClipR
 }
 
 function tokenRuleFor(name: PolicyLossName, cfg: ResolvedPolicyLossConfig): TokenRule {
-  if (name === "cispo") return (ratio, adv, out) => cispoToken(ratio, adv, cfg.epsLow, cfg.epsHigh, out);
+  if (name === "cispo") return (ratio, adv, out) => cispoTokenTerm(ratio, adv, cfg.epsLow, cfg.epsHigh, out);
   const rule = clipRuleFor(name, cfg);
-  return (ratio, adv, out) => clippedToken(ratio, adv, rule, out);
+  return (ratio, adv, out) => clipTokenTerm(ratio, adv, rule, out);
 }
 
 function requireFinite(values: Float64Array, mask: Uint8Array, layout: TokenLayout, field: string): void {
@@ -182,7 +191,7 @@ export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLoss
 
     const dLogp = new Float64Array(layout.tokens);
     const values = new Float64Array(layout.tokens);
-    const term: TokenTerm = { value: 0, weight: 0, region: Region.inside };
+    const term: TokenTerm = { value: 0, weight: 0, region: REGION_INSIDE };
     let active = 0;
     let high = 0;
     let low = 0;
@@ -195,7 +204,7 @@ export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLoss
     for (let k = 0; k < layout.tokens; k++) {
       if (!mask[k]) continue;
       active++;
-      const logRatio = Math.min(MAX_LOG_RATIO, Math.max(-MAX_LOG_RATIO, logp[k] - oldLogp[k]));
+      const logRatio = Math.min(LOG_RATIO_LIMIT, Math.max(-LOG_RATIO_LIMIT, logp[k] - oldLogp[k]));
       const tokenRatio = Math.exp(logRatio);
       k1 -= logRatio;
       k3 += tokenRatio - 1 - logRatio;
@@ -206,10 +215,10 @@ export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLoss
       values[k] = term.value;
       // `+ 0` turns −0 into +0, so a zero gradient compares equal to 0 everywhere.
       dLogp[k] = scales[k] * (-adv[k] * term.weight) + 0;
-      if (term.region === Region.high) high++;
-      else if (term.region === Region.low) low++;
-      else if (term.region === Region.dual) dual++;
-      if ((term.region === Region.high || term.region === Region.low) && term.weight !== 0) bounded++;
+      if (term.region === REGION_HIGH) high++;
+      else if (term.region === REGION_LOW) low++;
+      else if (term.region === REGION_DUAL) dual++;
+      if ((term.region === REGION_HIGH || term.region === REGION_LOW) && term.weight !== 0) bounded++;
     }
     const pgLoss = weightedSum(values, scales, mask);
 
