@@ -64,7 +64,8 @@ class Comparer {
 
     if (g.k === "set") {
       const gi = dedupe(g.items);
-      if (p.k === "set" || p.k === "tuple") return this.unorderedEqual(gi, dedupe(p.items));
+      // A set is not answered by a tuple: {1,2} vs (1,2) is a hard negative.
+      if (p.k === "set") return this.unorderedEqual(gi, dedupe(p.items));
       if (gi.length === 1) return this.equal(gi[0], p);
       return false;
     }

@@ -206,7 +206,7 @@ function parseContent(
   s = s.replace(/[.,;:\s]+$/, "").replace(/^[\s,;:]+/, "");
   if (s === "") return null;
   try {
-    let node = parseLatex(s, budget);
+    let node = parseLatex(s, budget, { malformedOperators: malformed });
     if (percent) node = { k: "mul", args: [node, { k: "num", v: { n: 1n, d: 100n }, float: false }] };
     return node;
   } catch (e) {
@@ -215,7 +215,7 @@ function parseContent(
     const eq = s.lastIndexOf("=");
     if (eq > 0 && eq < s.length - 1) {
       try {
-        return parseLatex(s.slice(eq + 1), budget);
+        return parseLatex(s.slice(eq + 1), budget, { malformedOperators: malformed });
       } catch (e2) {
         if (e2 instanceof BudgetExceeded) throw e2;
       }

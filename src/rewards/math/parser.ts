@@ -257,6 +257,7 @@ class Parser {
   constructor(
     private readonly toks: Tok[],
     private readonly budget: Budget,
+    private readonly malformedOperators: boolean,
   ) {}
 
   private peek(o = 0): Tok {
@@ -780,10 +781,15 @@ class Parser {
     if (this.isOp("{")) return this.parseGroup();
     const t = this.peek();
     if (t.t === "num") {
+      if (!this.malformedOperators && t.v.length > 1)
+        throw new MathParseError("\\frac12-style argument without braces");
       this.next();
-      return numberNode(t.v.length > 1 && !t.v.includes(".") ? t.v[0] : t.v, () => {
+      // \frac12 is \frac{1}{2}: a bare digit string gives one digit per argument.
+      if (t.v.length > 1 && !t.v.includes(".")) {
         this.toks.splice(this.p, 0, { t: "num", v: t.v.slice(1) });
-      });
+        return numberNode(t.v[0]);
+      }
+      return numberNode(t.v);
     }
     return this.parsePrimary();
   }
@@ -909,8 +915,7 @@ class Parser {
   }
 }
 
-function numberNode(text: string, _splitRest?: () => void): MathNode {
-  if (_splitRest) _splitRest();
+function numberNode(text: string): MathNode {
   const dot = text.indexOf(".");
   if (dot < 0) return int(BigInt(text));
   const whole = text.slice(0, dot) || "0";
@@ -928,7 +933,8 @@ function symbolNode(name: string): MathNode {
 /** `\text{…}`: a number or expression written as text is parsed; prose becomes a lowercase word. */
 function textNode(inner: string, budget: Budget): MathNode {
   const trimmed = inner.trim().replace(/^\((.*)\)$/, "$1");
-  if (/^-?\d+(\.\d+)?$/.test(trimmed)) return numberNode(trimmed.replace(/^-/, ""), undefined);
+  if (/^-?\d+(\.\d+)?$/.test(trimmed))
+    return trimmed.startsWith("-") ? neg(numberNode(trimmed.slice(1))) : numberNode(trimmed);
   if (trimmed === "") return { k: "word", text: "" };
   void budget;
   return { k: "word", text: trimmed.toLowerCase().replace(/\s+/g, " ") };
@@ -952,7 +958,11 @@ function joinFactors(factors: MathNode[]): MathNode {
   return { k: "mul", args: factors };
 }
 
-export function parseLatex(src: string, budget: Budget): MathNode {
+export function parseLatex(
+  src: string,
+  budget: Budget,
+  opts: { malformedOperators?: boolean } = {},
+): MathNode {
   const toks = tokenize(src, budget);
-  return new Parser(toks, budget).parseTop();
+  return new Parser(toks, budget, opts.malformedOperators !== false).parseTop();
 }
