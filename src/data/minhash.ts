@@ -13,6 +13,12 @@ export interface MinHashOptions {
   bands?: number;
   /** Signature values per band. */
   rows?: number;
+  /**
+   * Weight of missed pairs against spurious candidates when bands and rows are chosen from the
+   * threshold. Default 0.95: candidates are confirmed against the signature anyway, so a spurious
+   * candidate costs one comparison while a missed one is a duplicate left in the data.
+   */
+  falseNegativeWeight?: number;
   seed?: number;
 }
 
@@ -34,17 +40,21 @@ function integrate(f: (x: number) => number, a: number, b: number): number {
 }
 
 /**
- * The (bands, rows) that minimise the equally weighted false-positive and false-negative areas
- * around `threshold` (the same criterion datasketch uses), so a threshold alone picks sane bands.
+ * The (bands, rows) that minimise the weighted false-positive and false-negative areas around
+ * `threshold` (datasketch's criterion; it weighs both 0.5), so a threshold alone picks sane bands.
  */
-export function optimalLshParams(threshold: number, numPerm: number): { bands: number; rows: number } {
+export function optimalLshParams(
+  threshold: number,
+  numPerm: number,
+  falseNegativeWeight = 0.5,
+): { bands: number; rows: number } {
   let best = { bands: 1, rows: numPerm, error: Number.POSITIVE_INFINITY };
   for (let b = 1; b <= numPerm; b++) {
     for (let r = 1; r <= Math.floor(numPerm / b); r++) {
       const p = (s: number) => 1 - (1 - s ** r) ** b;
       const fp = integrate(p, 0, threshold);
       const fn = integrate((s) => 1 - p(s), threshold, 1);
-      const error = 0.5 * fp + 0.5 * fn;
+      const error = (1 - falseNegativeWeight) * fp + falseNegativeWeight * fn;
       if (error < best.error) best = { bands: b, rows: r, error };
     }
   }
@@ -73,7 +83,7 @@ export function resolveMinHashOptions(o: MinHashOptions = {}): ResolvedMinHashOp
   let bands = o.bands;
   let rows = o.rows;
   if (bands === undefined || rows === undefined) {
-    const opt = optimalLshParams(threshold, numPerm);
+    const opt = optimalLshParams(threshold, numPerm, o.falseNegativeWeight ?? 0.95);
     bands ??= rows !== undefined ? Math.floor(numPerm / rows) : opt.bands;
     rows ??= Math.floor(numPerm / bands);
   }
