@@ -86,7 +86,15 @@ function parseRopeScaling(
   maxPositionEmbeddings: number,
   sourcePath: string,
 ): RopeScaling {
-  const rs = json.rope_scaling;
+  // transformers >= 5 writes `rope_parameters` (rope_theta inside it); older ones `rope_scaling`.
+  const rp = json.rope_parameters;
+  const rs =
+    rp &&
+    typeof rp === "object" &&
+    !Array.isArray(rp) &&
+    ((rp as Record<string, unknown>).rope_type ?? "default") !== "default"
+      ? rp
+      : json.rope_scaling;
   if (rs === undefined || rs === null) return { type: "default" };
   if (typeof rs !== "object")
     fail(sourcePath, "rope_scaling", "must be an object or null", "fix rope_scaling");
@@ -105,11 +113,12 @@ function parseRopeScaling(
         originalMaxPositionEmbeddings: maxPositionEmbeddings,
       };
     case "yarn": {
-      const f = factor();
       const orig =
         typeof r.original_max_position_embeddings === "number"
           ? r.original_max_position_embeddings
           : maxPositionEmbeddings;
+      // As transformers: without a factor, the ratio of the two context lengths is the factor.
+      const f = r.factor === undefined || r.factor === null ? maxPositionEmbeddings / orig : factor();
       let attentionFactor: number;
       if (typeof r.attention_factor === "number") attentionFactor = r.attention_factor;
       else if (
@@ -208,7 +217,16 @@ export function parseQwen3Config(json: unknown, sourcePath = "config.json"): Qwe
     );
   }
   const maxPositionEmbeddings = posInt(j, "max_position_embeddings", sourcePath, 32768);
-  const ropeTheta = posNum(j, "rope_theta", sourcePath, 10000);
+  const ropeParameters =
+    j.rope_parameters && typeof j.rope_parameters === "object"
+      ? (j.rope_parameters as Record<string, unknown>)
+      : {};
+  const ropeTheta = posNum(
+    j,
+    "rope_theta",
+    sourcePath,
+    (ropeParameters.rope_theta as number | undefined) ?? 10000,
+  );
   return {
     architecture: "Qwen3ForCausalLM",
     vocabSize: posInt(j, "vocab_size", sourcePath),
@@ -247,8 +265,10 @@ export function qwen3ConfigToJson(config: Qwen3Config): Record<string, unknown> 
       attention_factor: rs.attentionFactor,
     };
   }
+  // rope_theta and rope_scaling below say everything rope_parameters would; a stale copy could contradict them.
+  const { rope_parameters: _ropeParameters, ...raw } = config.raw;
   return {
-    ...config.raw,
+    ...raw,
     architectures: ["Qwen3ForCausalLM"],
     model_type: "qwen3",
     vocab_size: config.vocabSize,
