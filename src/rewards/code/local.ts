@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KlearError } from "../../util/errors.js";
@@ -165,6 +165,8 @@ export class LocalCodeExecutor implements CodeExecutor {
       "--ro-bind",
       this.harness,
       HARNESS_IN_SANDBOX,
+      "--remount-ro",
+      "/",
       "--unshare-all",
       "--as-pid-1",
       "--die-with-parent",
@@ -339,25 +341,46 @@ function driveHarness(
     let stderrTail = "";
     let buf = "";
     let protocolBytes = 0;
+    let closed = false;
+    let result: CodeRunResult | null = null;
     const protocolCap = tests.length * (limits.outputLimitBytes * 2 + 65536) + (1 << 20);
     // A per-solution budget like Klear's global timeout: every test at its limit plus start-up slack.
     const wallMs = tests.length * (limits.timeoutMs + 1000) + 5000;
 
-    const killGroup = () => {
-      if (child?.pid === undefined) return;
+    // Kill the sandbox's PID 1 (bwrap's child) rather than bwrap: bwrap then reaps it and exits. Killing
+    // bwrap first would orphan the sandbox to the host's init, which reaps lazily, and the zombies would
+    // count against the slot uid's process limit.
+    const killSandbox = () => {
+      const pid = child?.pid;
+      if (pid === undefined || closed) return;
       try {
-        process.kill(-child.pid, "SIGKILL");
+        for (const c of readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+          .split(/\s+/)
+          .filter(Boolean)) {
+          process.kill(Number(c), "SIGKILL");
+        }
       } catch {
-        // already gone
+        // gone already, or no /proc: fall through to the group kill
       }
+      setTimeout(() => {
+        if (closed) return;
+        try {
+          process.kill(-pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }, 1000).unref();
     };
-    let closed = false;
-    let result: CodeRunResult | null = null;
     const finish = (fallback?: { status: CodeVerdict["status"]; detail: string }) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      killGroup();
+      // After a clean "done" the harness exits by itself; otherwise the sandbox must go now.
+      if (fallback) killSandbox();
+      else {
+        child.stdin?.end();
+        setTimeout(killSandbox, 2000).unref();
+      }
       const stopped = limits.stopAtFirstFailure && verdicts.some((v) => v.status !== "pass");
       if (fallback && !stopped && verdicts.length < tests.length) {
         verdicts.push({ status: fallback.status, timeMs: 0, detail: fallback.detail });
