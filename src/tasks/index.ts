@@ -13,6 +13,8 @@ export {
   sampleArithmeticProblem,
   verifyArithmetic,
 } from "./arithmetic.js";
+export type { DemoOptions, DemoResult } from "./demo.js";
+export { demoBatch, demoResultLine, demoTokenizer, evaluateArithmetic, runDemo } from "./demo.js";
 export type { DemoConfig, DemoPresetName } from "./demo-config.js";
 export {
   DEMO_PRESET_NAMES,

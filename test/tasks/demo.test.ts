@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { arithmeticProblem } from "../../src/tasks/arithmetic.js";
+import { demoBatch, demoResultLine, demoTokenizer, runDemo } from "../../src/tasks/demo.js";
+import { resolveDemoConfig } from "../../src/tasks/demo-config.js";
+
+const root = mkdtempSync(join(tmpdir(), "klear-demo-unit-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+describe("demo pieces", () => {
+  it("a batch puts loss on the completion and EOS only", () => {
+    const tok = demoTokenizer();
+    const problems = [arithmeticProblem([1, 2]), arithmeticProblem([3, 4, 5])];
+    const b = demoBatch(problems, tok);
+    assert.equal(b.batchSize, 2);
+    problems.forEach((p, row) => {
+      const ids = [...tok.encode(p.prompt), ...tok.encode(p.completion), tok.eosTokenId];
+      const promptLen = tok.encode(p.prompt).length;
+      for (let t = 0; t < b.seqLen; t++) {
+        const target = b.targets[row * b.seqLen + t];
+        if (t + 1 < promptLen || t >= ids.length - 1) assert.equal(target, -1, `row ${row} pos ${t}`);
+        else {
+          assert.equal(target, ids[t + 1]);
+          assert.equal(b.tokens[row * b.seqLen + t], ids[t]);
+        }
+      }
+    });
+    const expected = problems.reduce((n, p) => n + tok.encode(p.completion).length + 1, 0);
+    assert.equal(b.lossTokens, expected);
+  });
+
+  it("runDemo (smoke preset) returns the measured numbers and a well-formed RESULT line", async () => {
+    const lines: string[] = [];
+    const r = await runDemo(resolveDemoConfig({ preset: "smoke" }), {
+      out: join(root, "run"),
+      quiet: true,
+      log: (l) => lines.push(l),
+    });
+    assert.equal(r.steps, 6);
+    assert.ok(
+      r.firstLoss !== null && r.lastLoss !== null && r.lastLoss < r.firstLoss,
+      `${r.firstLoss} → ${r.lastLoss}`,
+    );
+    assert.ok(r.accuracyAfter >= 0 && r.accuracyAfter <= 1);
+    assert.equal(r.ratio, (r.accuracyAfter + 1 / 8) / (r.accuracyBefore + 1 / 8));
+    assert.match(
+      demoResultLine(r),
+      /^RESULT demo klear=\d\.\d{4} peer=\d\.\d{4} unit=accuracy ratio=\d+\.\d{3}$/,
+    );
+    assert.ok(lines.some((l) => l.startsWith("held-out accuracy before training")));
+  });
+});
