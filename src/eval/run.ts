@@ -285,7 +285,16 @@ export async function importResponses(
       const row = line.value as Record<string, unknown>;
       const meta = (row.meta ?? {}) as Record<string, unknown>;
       const msgs = Array.isArray(row.messages) ? (row.messages as { role: string; content: string }[]) : [];
-      const idCandidates = [row.problem_id, row.unique_id, row.question_id, meta.unique_id, meta.id, row.id]
+      const inner = (meta.meta ?? {}) as Record<string, unknown>;
+      const idCandidates = [
+        row.problem_id,
+        row.unique_id,
+        row.question_id,
+        meta.unique_id,
+        inner.unique_id,
+        meta.id,
+        row.id,
+      ]
         .filter((v) => v !== undefined && v !== null)
         .map(String);
       let problem: EvalProblem | undefined;

@@ -1,4 +1,5 @@
-import { KlearError } from "../util/errors.js";
+import { type CodeSandboxChoice, extractCode, runCodeTests } from "../rewards/code/index.js";
+import { extractMathAnswer, verifyMath } from "../rewards/math/index.js";
 import type { EvalProblem } from "./registry.js";
 
 /** The verdict on one sampled response. */
@@ -23,80 +24,30 @@ export interface EvalScorer {
 export interface DefaultScorerOptions {
   /** Per-test wall limit for code (ms, LiveCodeBench's 6 s by default). */
   codeTimeoutMs?: number;
-  /** Per-answer math verification budget (ms). */
+  /** Per-answer math verification budget (ms, Klear's judge used 5 s). */
   mathTimeoutMs?: number;
-}
-
-type VerifyMath = (
-  gold: string,
-  response: string,
-  opts?: { timeoutMs?: number },
-) => { correct: boolean; extractedPred?: unknown; reason?: string; timedOut?: boolean; error?: string };
-type ExtractCode = (response: string) => string | null;
-type RunCodeTests = (
-  code: string,
-  tests: readonly { input: string; output: string; testtype: "stdin" | "functional" }[],
-  opts: { fnName?: string; starterCode?: string; timeoutMs?: number },
-) => Promise<{ passed: boolean; passRate: number; verdicts: { status: string; detail?: string }[] }>;
-
-function extractedText(v: unknown): string | null {
-  if (v === undefined || v === null) return null;
-  if (typeof v === "string") return v;
-  if (Array.isArray(v)) return v.length ? String(v[v.length - 1]) : null;
-  return String(v);
+  /** Where code runs: the bubblewrap sandbox (default), "unsafe-none", or a remote executor. */
+  sandbox?: CodeSandboxChoice;
 }
 
 /**
- * The real scorers: rewards/math's verifier (Math-Verify semantics) for math, rewards/code's sandbox
- * with LiveCodeBench's comparison rules for code. Loaded lazily so math-only runs never start a sandbox.
+ * The real scorers: rewards/math's verifier (Math-Verify semantics, gold read as \boxed{gold} like
+ * Klear's judge) for math; rewards/code's sandbox with LiveCodeBench's comparison rules for code. The
+ * majority-vote key is the canonical form of the extracted answer, so "0.5" and "\frac12" vote together.
  */
-export async function createDefaultScorer(opts: DefaultScorerOptions = {}): Promise<EvalScorer> {
-  let verifyMath: VerifyMath | null = null;
-  let code: { extractCode: ExtractCode; runCodeTests: RunCodeTests } | null = null;
-  const loadMath = async (): Promise<VerifyMath> => {
-    if (verifyMath) return verifyMath;
-    const mod = (await import("../rewards/math/index.js")) as unknown as { verifyMath?: VerifyMath };
-    if (typeof mod.verifyMath !== "function") {
-      throw new KlearError(
-        "SCORER_MISSING",
-        "rewards/math does not export verifyMath",
-        "build the math verifier first",
-      );
-    }
-    verifyMath = mod.verifyMath;
-    return verifyMath;
-  };
-  const loadCode = async () => {
-    if (code) return code;
-    const mod = (await import("../rewards/code/index.js")) as unknown as {
-      extractCode?: ExtractCode;
-      runCodeTests?: RunCodeTests;
-    };
-    if (typeof mod.extractCode !== "function" || typeof mod.runCodeTests !== "function") {
-      throw new KlearError(
-        "SCORER_MISSING",
-        "rewards/code does not export extractCode/runCodeTests",
-        "build it first",
-      );
-    }
-    code = { extractCode: mod.extractCode, runCodeTests: mod.runCodeTests };
-    return code;
-  };
+export function createDefaultScorer(opts: DefaultScorerOptions = {}): EvalScorer {
+  const mathTimeoutMs = opts.mathTimeoutMs ?? 5000;
   return {
     async score(problem, response) {
       if (problem.kind === "math") {
-        const verify = await loadMath();
         try {
-          const r = verify(problem.answer ?? "", response, { timeoutMs: opts.mathTimeoutMs ?? 5000 });
-          const reason = r.timedOut
-            ? "timeout"
-            : r.error
-              ? `error: ${r.error}`
-              : (r.reason ?? (r.correct ? "equal" : "different"));
+          const r = verifyMath(problem.answer ?? "", response, { timeoutMs: mathTimeoutMs });
+          const key = extractMathAnswer(response, { timeoutMs: mathTimeoutMs });
+          const reason = r.timedOut ? "timeout" : r.error ? `error: ${r.error}` : r.reason;
           return {
             score: r.correct ? 1 : 0,
             correct: r.correct,
-            extracted: extractedText(r.extractedPred),
+            extracted: key.canonical ?? key.answer ?? r.extractedPred,
             reason,
           };
         } catch (e) {
@@ -108,13 +59,14 @@ export async function createDefaultScorer(opts: DefaultScorerOptions = {}): Prom
           };
         }
       }
-      const c = await loadCode();
-      const program = c.extractCode(response);
-      if (!program) return { score: 0, correct: false, extracted: null, reason: "no code block" };
-      const r = await c.runCodeTests(program, problem.tests ?? [], {
+      const program = extractCode(response);
+      if (!program)
+        return { score: 0, correct: false, extracted: null, reason: "no python code block after </think>" };
+      const r = await runCodeTests(program, problem.tests ?? [], {
         fnName: problem.fnName,
         starterCode: problem.starterCode,
         timeoutMs: opts.codeTimeoutMs ?? 6000,
+        sandbox: opts.sandbox,
       });
       const firstFail = r.verdicts.find((v) => v.status !== "pass");
       return {

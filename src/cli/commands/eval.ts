@@ -12,6 +12,7 @@ import {
   loadBenchmark,
   OpenAIGenerator,
 } from "../../eval/index.js";
+import { SandboxFusionClient } from "../../rewards/code/index.js";
 import { ConfigError } from "../../util/errors.js";
 
 export const summary =
@@ -52,6 +53,8 @@ scoring and output:
   --bootstrap B           bootstrap resamples for the 95% CIs (default 1000)
   --code-timeout MS       per-test limit for code (default 6000)
   --score-concurrency C   responses scored at once (default 8)
+  --sandbox-url URL       run code on a SandboxFusion server instead of the local bubblewrap sandbox
+  --unsafe-no-sandbox     run generated code WITHOUT isolation (trusted code only)
   --quiet                 no progress bar
 
 Rerun the same command after an interruption: finished samples are never asked for again.`;
@@ -101,6 +104,8 @@ export async function run(argv: string[]): Promise<number> {
       "code-timeout": { type: "string" },
       "score-concurrency": { type: "string" },
       quiet: { type: "boolean" },
+      "sandbox-url": { type: "string" },
+      "unsafe-no-sandbox": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -197,8 +202,13 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   try {
-    const scorer = await createDefaultScorer({
+    const scorer = createDefaultScorer({
       codeTimeoutMs: num("code-timeout", values["code-timeout"], true),
+      sandbox: values["sandbox-url"]
+        ? new SandboxFusionClient({ url: values["sandbox-url"] })
+        : values["unsafe-no-sandbox"]
+          ? "unsafe-none"
+          : "bwrap",
     });
     const outcome = await evaluate({
       benchmarks: benches,
