@@ -99,7 +99,8 @@ export function generate<C>(
   const usePenalty = (params.repetitionPenalty ?? 1) !== 1;
   const stopIds = new Set(params.stopTokenIds ?? []);
   const stopStrings = params.stopStrings ?? [];
-  const maxStopChars = Math.max(0, ...stopStrings.map((s) => s.length));
+  // A token decodes to at least one byte (except special tokens), so this many tail tokens cover any stop string.
+  const maxStopChars = Math.max(0, ...stopStrings.map((s) => Buffer.byteLength(s)));
 
   const all: Sequence[] = [];
   prompts.forEach((prompt, promptIndex) => {
@@ -198,7 +199,7 @@ function findStopString(
   maxChars: number,
   decode: (t: number[]) => string,
 ): string | null {
-  const tail = decode(tokens.slice(-(maxChars + 4)));
+  const tail = decode(tokens.slice(-(maxChars + 8)));
   for (const s of stops) if (tail.includes(s)) return s;
   return null;
 }

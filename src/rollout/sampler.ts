@@ -106,11 +106,14 @@ export function samplingDistribution(
   if (!truncating) {
     ids = new Int32Array(vocab);
     for (let i = 0; i < vocab; i++) ids[i] = i;
+  } else if (topK > 0 && topK < vocab) {
+    ids = sortedCandidates(scores, vocab, topK);
   } else {
-    ids = sortedCandidates(scores, vocab, topK > 0 && topK < vocab ? topK : vocab);
+    ids = nucleusCandidates(scores, vocab, topP, minP);
   }
   const n = ids.length;
-  const lse = logSumExpOver(scores, ids);
+  // Top-k renormalises over its k tokens (HF masks the rest to -inf); otherwise the mass is the full vocabulary's.
+  const lse = topK > 0 && topK < vocab ? logSumExpOver(scores, ids) : logSumExp(scores, 0, vocab);
   let probs = new Float64Array(n);
   for (let i = 0; i < n; i++) probs[i] = Math.exp(scores[ids[i]] - lse);
   let keep = n;
@@ -148,6 +151,27 @@ function logSumExpOver(scores: Float64Array, ids: Int32Array): number {
   let s = 0;
   for (let i = 0; i < ids.length; i++) s += Math.exp(scores[ids[i]] - max);
   return max + Math.log(s);
+}
+
+/**
+ * Candidates for top-p / min-p without top-k, sorted by descending score. Sorting a 151k vocabulary every
+ * step would dominate sampling, so tokens that provably fall outside are dropped first: a token with
+ * probability below (1 − topP) / vocab has, with every less likely token, less than 1 − topP of the mass,
+ * so the tokens ahead of it already reach topP and the nucleus excludes it; min-p excludes every token
+ * below minP × the top probability.
+ */
+function nucleusCandidates(scores: Float64Array, vocab: number, topP: number, minP: number): Int32Array {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < vocab; i++) if (scores[i] > max) max = scores[i];
+  const lse = logSumExp(scores, 0, vocab);
+  const pMax = Math.exp(max - lse);
+  const floor = Math.max(topP < 1 ? (1 - topP) / vocab : 0, minP * pMax);
+  // Compare in log space, with slack so rounding never drops a token the exact rule keeps.
+  const logFloor = floor > 0 ? Math.log(floor) + lse - 1e-9 : Number.NEGATIVE_INFINITY;
+  const kept: number[] = [];
+  for (let i = 0; i < vocab; i++) if (scores[i] >= logFloor) kept.push(i);
+  kept.sort((a, b) => scores[b] - scores[a] || a - b);
+  return Int32Array.from(kept);
 }
 
 /**

@@ -145,6 +145,28 @@ describe("sampler", () => {
     assert.deepEqual([...d.ids], best);
   });
 
+  it("top-p over a large vocabulary keeps exactly the nucleus a full sort finds", () => {
+    const rng = new Rng(8);
+    const v = 20000;
+    for (const [T, topP] of [
+      [1, 0.9],
+      [0.6, 0.95],
+      [1.5, 0.5],
+    ]) {
+      const logits = Array.from({ length: v }, () => rng.normal() * 3);
+      const d = samplingDistribution(logits, 0, v, { temperature: T, topP });
+      const want = expected(logits, T, 0, topP);
+      const kept = want.map((p, i) => (p > 0 ? i : -1)).filter((i) => i >= 0);
+      assert.deepEqual(
+        [...d.ids].sort((a, b) => a - b),
+        kept,
+      );
+      d.ids.forEach((id, i) => {
+        assert.ok(Math.abs(d.probs[i] - want[id]) < 1e-9);
+      });
+    }
+  });
+
   it("rejects bad parameters with a ConfigError naming the field", () => {
     assert.throws(() => sampleToken(LOGITS, 0, 8, { temperature: -1 }, null), ConfigError);
     assert.throws(() => sampleToken(LOGITS, 0, 8, { temperature: 1, topP: 0 }, new Rng(1)), /topP/);
