@@ -143,3 +143,24 @@ export function aggregate(
   const flatMask = flattenMask(mask, layout);
   return weightedSum(values, aggregationScales(checked, flatMask, layout, opts), flatMask);
 }
+
+/**
+ * Active tokens and non-empty sequences of a mask: sum these over the micro-batches of one optimizer
+ * mini-batch and pass them as globalTokenCount / globalSeqCount to every micro-batch's loss.
+ */
+export function lossMaskCounts(
+  mask: TokenMask,
+  lengths?: ArrayLike<number>,
+): { tokens: number; sequences: number } {
+  const layout = tokenLayout(mask as TokenValues, lengths, "mask");
+  const flat = flattenMask(mask, layout);
+  let tokens = 0;
+  let sequences = 0;
+  for (let i = 0; i < layout.rows; i++) {
+    let n = 0;
+    for (let k = layout.offsets[i]; k < layout.offsets[i + 1]; k++) n += flat[k];
+    tokens += n;
+    if (n > 0) sequences++;
+  }
+  return { tokens, sequences };
+}

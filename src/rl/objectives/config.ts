@@ -39,6 +39,12 @@ export interface PolicyLossConfig {
   klCoeff?: number;
   /** Weight of the entropy bonus (loss −= coeff·entropy). Default 0: entropy is only logged. */
   entropyCoeff?: number;
+  /**
+   * Truncated importance sampling against the sampler (vLLM/SGLang) log-probs: every token's loss and
+   * gradient are multiplied by the detached min(π_old/π_rollout, tisCap), correcting the mismatch
+   * between the training and inference engines. Needs rolloutLogp. Default null: off (as Klear).
+   */
+  tisCap?: number | null;
 }
 
 /** A config with every default filled in. */
@@ -53,9 +59,17 @@ export interface ResolvedPolicyLossConfig {
   klEstimator: KlEstimator;
   klCoeff: number;
   entropyCoeff: number;
+  tisCap: number | null;
 }
 
-const COMMON_KEYS = ["aggregation", "lengthDivisor", "klEstimator", "klCoeff", "entropyCoeff"] as const;
+const COMMON_KEYS = [
+  "aggregation",
+  "lengthDivisor",
+  "klEstimator",
+  "klCoeff",
+  "entropyCoeff",
+  "tisCap",
+] as const;
 const CLIP_KEYS = ["epsLow", "epsHigh", "clipRatioC"] as const;
 
 interface LossDefaults {
@@ -144,6 +158,13 @@ export function resolvePolicyLossConfig(name: string, cfg: PolicyLossConfig = {}
   if (klCoeff < 0)
     throw new ConfigError(`${loss}: klCoeff = ${klCoeff} must be ≥ 0`, "use 0 to turn the KL term off");
   const entropyCoeff = finite("entropyCoeff", cfg.entropyCoeff ?? 0, loss);
+  const tisCap = cfg.tisCap === undefined || cfg.tisCap === null ? null : finite("tisCap", cfg.tisCap, loss);
+  if (tisCap !== null && tisCap <= 0) {
+    throw new ConfigError(
+      `${loss}: tisCap = ${tisCap} must be > 0`,
+      "use e.g. 2, or null to turn truncated IS off",
+    );
+  }
 
   return {
     epsLow,
@@ -156,5 +177,6 @@ export function resolvePolicyLossConfig(name: string, cfg: PolicyLossConfig = {}
     klEstimator,
     klCoeff,
     entropyCoeff,
+    tisCap,
   };
 }

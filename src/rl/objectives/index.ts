@@ -6,6 +6,7 @@ export {
   aggregate,
   aggregationScales,
   checkAggregation,
+  lossMaskCounts,
 } from "./aggregate.js";
 export {
   POLICY_LOSS_NAMES,

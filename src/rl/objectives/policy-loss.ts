@@ -62,6 +62,8 @@ export interface PolicyLossInput {
   globalTokenCount?: number;
   /** Non-empty sequences in the whole mini-batch (seq-mean-* aggregation), for the same reason. */
   globalSeqCount?: number;
+  /** log-probs reported by the sampler that generated the tokens; needed only when tisCap is set. */
+  rolloutLogp?: TokenValues;
 }
 
 export interface PolicyLossMetrics {
@@ -89,6 +91,8 @@ export interface PolicyLossMetrics {
   /** Active tokens and non-empty sequences in this call, to weight metrics across micro-batches. */
   tokens: number;
   sequences: number;
+  /** Mean truncated-IS weight min(π_old/π_rollout, tisCap) over active tokens; 1 when TIS is off. */
+  tisWeightMean: number;
 }
 
 export interface PolicyLossResult {
@@ -161,6 +165,31 @@ function sequenceRatios(
   return out;
 }
 
+/** Detached per-token min(exp(oldLogp − rolloutLogp), cap), or null when truncated IS is off. */
+function truncatedIsWeights(
+  input: PolicyLossInput,
+  cap: number | null,
+  oldLogp: Float64Array,
+  mask: Uint8Array,
+  layout: TokenLayout,
+): Float64Array | null {
+  if (cap === null) return null;
+  if (input.rolloutLogp === undefined) {
+    throw new KlearError(
+      "MISSING_INPUT",
+      `tisCap = ${cap} but no rolloutLogp was given`,
+      "pass the sampler's log-probs of the same tokens as rolloutLogp, or set tisCap to null",
+    );
+  }
+  const rollout = flattenTokens(input.rolloutLogp, layout, "rolloutLogp");
+  requireFinite(rollout, mask, layout, "rolloutLogp");
+  const weights = new Float64Array(layout.tokens);
+  for (let k = 0; k < weights.length; k++) {
+    if (mask[k]) weights[k] = Math.min(safeRatio(oldLogp[k] - rollout[k]), cap);
+  }
+  return weights;
+}
+
 /**
  * Builds a policy loss by name, e.g. `policyLoss("gppo", { epsLow: 0.2, epsHigh: 0.28, clipRatioC: 10 })`.
  * Losses: gppo (β1, β2 general form; β1=β2=1 is the paper's), gppo-only-high, ppo-clip, dual-clip,
@@ -188,6 +217,8 @@ export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLoss
       lengthDivisor: resolved.lengthDivisor,
     });
     const lossRatios = sequenceLevel ? sequenceRatios(logp, oldLogp, mask, layout) : null;
+    const tis = truncatedIsWeights(input, resolved.tisCap, oldLogp, mask, layout);
+    let tisSum = 0;
 
     const dLogp = new Float64Array(layout.tokens);
     const values = new Float64Array(layout.tokens);
@@ -212,9 +243,11 @@ export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLoss
       ratioSum += ratio;
       if (ratio > ratioMax) ratioMax = ratio;
       tokenRule(ratio, adv[k], term);
-      values[k] = term.value;
+      const tisWeight = tis === null ? 1 : tis[k];
+      tisSum += tisWeight;
+      values[k] = term.value * tisWeight;
       // `+ 0` turns −0 into +0, so a zero gradient compares equal to 0 everywhere.
-      dLogp[k] = scales[k] * (-adv[k] * term.weight) + 0;
+      dLogp[k] = scales[k] * (-adv[k] * term.weight * tisWeight) + 0;
       if (term.region === REGION_HIGH) high++;
       else if (term.region === REGION_LOW) low++;
       else if (term.region === REGION_DUAL) dual++;
@@ -293,6 +326,7 @@ export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLoss
         ratioMax: active > 0 ? ratioMax : 0,
         tokens: active,
         sequences,
+        tisWeightMean: active > 0 ? tisSum / active : 1,
       },
     };
   };

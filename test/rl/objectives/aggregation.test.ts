@@ -4,6 +4,7 @@ import fc from "fast-check";
 import {
   AGGREGATION_MODES,
   aggregate,
+  lossMaskCounts,
   POLICY_LOSS_NAMES,
   policyLoss,
 } from "../../../src/rl/objectives/index.js";
@@ -89,8 +90,12 @@ describe("micro-batch invariance with global normalisation", () => {
               ...(mode === "seq-mean-token-sum-norm" ? { lengthDivisor: 7 } : {}),
             });
             const whole = loss(batch);
-            const activeTokens = batch.mask.flat().reduce((a, b) => a + b, 0);
-            const activeSeqs = batch.mask.filter((row) => row.includes(1)).length;
+            const { tokens: activeTokens, sequences: activeSeqs } = lossMaskCounts(batch.mask);
+            assert.equal(
+              activeTokens,
+              batch.mask.flat().reduce((a, b) => a + b, 0),
+            );
+            assert.equal(activeSeqs, batch.mask.filter((row) => row.includes(1)).length);
             const ids = batch.logp.map((_, i) => i);
             let lossSum = 0;
             const grads: number[] = [];

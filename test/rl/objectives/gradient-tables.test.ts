@@ -142,6 +142,22 @@ describe("per-region gradient tables (hand-computed, A ∈ {+2, −3})", () => {
     assert.ok(Math.abs(clipped.metrics.ratioMean - 1.5) < 1e-12);
   });
 
+  test("truncated IS multiplies value and gradient by min(π_old/π_rollout, cap)", () => {
+    const input = { logp: [Math.log(1.1)], oldLogp: [0], rolloutLogp: [-Math.log(1.5)], advantages: [2] };
+    const uncapped = policyLoss("gppo", { tisCap: 2 })(input);
+    assert.ok(Math.abs(uncapped.dLogp[0] - -2.2 * 1.5) < 1e-9);
+    assert.ok(Math.abs(uncapped.loss - -2.2 * 1.5) < 1e-9);
+    assert.ok(Math.abs(uncapped.metrics.tisWeightMean - 1.5) < 1e-12);
+    const capped = policyLoss("gppo", { tisCap: 1.2 })(input);
+    assert.ok(Math.abs(capped.dLogp[0] - -2.2 * 1.2) < 1e-9);
+    assert.equal(policyLoss("gppo")(input).metrics.tisWeightMean, 1);
+    assert.throws(
+      () => policyLoss("gppo", { tisCap: 2 })({ ...input, rolloutLogp: undefined }),
+      /no rolloutLogp/,
+    );
+    assert.throws(() => policyLoss("gppo", { tisCap: 0 }), /tisCap = 0 must be > 0/);
+  });
+
   test("boundaries are strict: δ exactly 1−ε_l or 1+ε_h is unclipped", () => {
     const loss = policyLoss("gppo", { epsLow: 0.25, epsHigh: 0.25, clipRatioC: 4 });
     // 0.75, 1.25 and 4 are exact in binary, so exp(log(x)) round-trips near enough: use oldLogp instead.

@@ -50,6 +50,7 @@ test("no NaN or Inf for extreme ratios and advantages; masked tokens get exactly
             r.tokens.map((t) => (t.active || !garbageInMaskedTokens ? t.oldLogp : -Infinity)),
           ),
           refLogp: rows.map((r) => r.tokens.map((t) => pad(t.refLogp, t.active))),
+          rolloutLogp: rows.map((r) => r.tokens.map((t) => pad(t.refLogp, t.active))),
           entropy: rows.map((r) => r.tokens.map((t) => pad(t.entropy, t.active))),
           mask: rows.map((r) => r.tokens.map((t) => t.active)),
           advantages: rows.map((r) => r.advantage),
