@@ -457,7 +457,10 @@ export function tokenizerFromFiles(files: TokenizerFiles, sourcePath = "tokenize
   return new HfTokenizer(tokenizerJson, tokenizerConfig, sourcePath);
 }
 
-/** Loads the tokenizer of a checkpoint folder: tokenizer.json, with tokenizer_config.json when present. */
+/**
+ * Loads the tokenizer of a checkpoint folder: tokenizer.json, with tokenizer_config.json and chat_template.jinja
+ * when present.
+ */
 export async function loadTokenizer(dir: string): Promise<Tokenizer> {
   const jsonPath = join(dir, "tokenizer.json");
   if (!existsSync(jsonPath)) {
@@ -472,6 +475,10 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
   const tokenizerConfig = existsSync(configPath)
     ? await readJsonFile(configPath, "tokenizer_config.json")
     : {};
+  // transformers >= 4.43 saves the template as its own file, which then takes precedence over the config's.
+  // Folding it into the config keeps it when klear saves the tokenizer again.
+  const templatePath = join(dir, "chat_template.jinja");
+  if (existsSync(templatePath)) tokenizerConfig.chat_template = await readFile(templatePath, "utf8");
   return tokenizerFromFiles({ tokenizerJson, tokenizerConfig }, jsonPath);
 }
 
