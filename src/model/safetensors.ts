@@ -76,6 +76,7 @@ const WRITE_DTYPE_CODE: Record<SafetensorsWriteDtype, SafetensorsDtype> = {
 const MAX_HEADER_BYTES = 100_000_000;
 /** Staging buffer for chunked reads/writes: big enough to amortise syscalls, small next to any real model. */
 const CHUNK_BYTES = 8 << 20;
+const MAX_READ_BYTES = 1 << 30;
 
 export interface SafetensorsTensorInfo {
   name: string;
@@ -122,7 +123,9 @@ function elementCount(shape: readonly number[]): number {
 async function readExactly(fh: FileHandle, buf: Uint8Array, position: number, path: string): Promise<void> {
   let done = 0;
   while (done < buf.length) {
-    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    // One read may not exceed 2 GiB (Node's I/O limit); a 151k×4096 float32 embedding is 2.5 GB.
+    const length = Math.min(buf.length - done, MAX_READ_BYTES);
+    const { bytesRead } = await fh.read(buf, done, length, position + done);
     if (bytesRead === 0)
       throw corrupt(path, `unexpected end of file at byte ${position + done} (truncated?)`);
     done += bytesRead;
