@@ -274,6 +274,9 @@ async function train(
     truncateMetricsAfter(paths, state.step);
     db.deleteAfterStep(state.step);
   } else {
+    // A resumed run that crashed before its first checkpoint starts over: forget what it logged.
+    truncateMetricsAfter(paths, -1);
+    db.deleteAfterStep(-1);
     model = Qwen3Model.create(modelConfig, { seed: config.seed });
     const before = evaluateArithmetic(model, tokenizer, split.test, evalOpts);
     db.addSamples(sampleRecords(0, "eval", before.records));

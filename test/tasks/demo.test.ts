@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -51,5 +51,22 @@ describe("demo pieces", () => {
       /^RESULT demo klear=\d\.\d{4} peer=\d\.\d{4} unit=accuracy ratio=\d+\.\d{3}$/,
     );
     assert.ok(lines.some((l) => l.startsWith("held-out accuracy before training")));
+  });
+
+  it("a run killed before its first checkpoint resumes from scratch without stale metrics", async () => {
+    const out = join(root, "killed");
+    const config = resolveDemoConfig({ preset: "smoke", overrides: { "eval.showSamples": "0" } });
+    const stopped = await runDemo(config, { out, quiet: true, log: () => {}, shouldStop: () => true });
+    assert.ok(stopped.interrupted);
+    rmSync(join(out, "checkpoints"), { recursive: true });
+    appendFileSync(join(out, "metrics.jsonl"), '{"step":1,"loss":9}\n{"step":2,"lo');
+    const r = await runDemo(config, { out, resume: true, quiet: true, log: () => {} });
+    assert.equal(r.steps, 6);
+    const steps = readFileSync(join(out, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
+      .map((m) => `${m.step}${m.phase ? `:${m.phase}` : ""}`);
+    assert.deepEqual(steps, ["0:eval-before", "1", "2", "3", "4", "5", "6", "6:eval-after"]);
   });
 });
