@@ -242,8 +242,10 @@ export function parseQwen3Config(json: unknown, sourcePath = "config.json"): Qwe
     maxPositionEmbeddings,
     tieWordEmbeddings: j.tie_word_embeddings === undefined ? false : Boolean(j.tie_word_embeddings),
     hiddenAct: "silu",
-    bosTokenId: typeof j.bos_token_id === "number" ? j.bos_token_id : undefined,
-    eosTokenId: (j.eos_token_id as number | number[] | undefined) ?? undefined,
+    ...(typeof j.bos_token_id === "number" ? { bosTokenId: j.bos_token_id } : {}),
+    ...(typeof j.eos_token_id === "number" || Array.isArray(j.eos_token_id)
+      ? { eosTokenId: j.eos_token_id as number | number[] }
+      : {}),
     initializerRange: typeof j.initializer_range === "number" ? j.initializer_range : 0.02,
     raw: { ...j },
   };
