@@ -47,6 +47,14 @@ CHATS = [
     ],
 ]
 OPTIONS = [{}, {"add_generation_prompt": True}, {"add_generation_prompt": True, "enable_thinking": False}]
+TOOLS = [{"type": "function", "function": {"name": "add", "description": "Add two numbers", "parameters": {
+    "type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}}}]
+TOOL_CHAT = [
+    {"role": "user", "content": "Add 2 and 3"},
+    {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "add",
+                                                                                        "arguments": {"a": 2, "b": 3}}}]},
+    {"role": "tool", "content": "5"},
+]
 
 
 def write_chat_expectations(template: str, out_dir: str) -> None:
@@ -63,6 +71,9 @@ def write_chat_expectations(template: str, out_dir: str) -> None:
         for opts in OPTIONS:
             text = compiled.render(messages=messages, bos_token="", eos_token="<|im_end|>", **opts)
             cases.append({"messages": messages, "options": opts, "expected": text})
+    text = compiled.render(messages=TOOL_CHAT, tools=TOOLS, add_generation_prompt=True, bos_token="",
+                           eos_token="<|im_end|>")
+    cases.append({"messages": TOOL_CHAT, "options": {"add_generation_prompt": True}, "tools": TOOLS, "expected": text})
     with open(os.path.join(out_dir, "expected_chat.json"), "w", encoding="utf-8") as f:
         json.dump({"source": "Qwen3 chat_template rendered by Python jinja2 as transformers does", "cases": cases}, f,
                   ensure_ascii=False, indent=1)

@@ -15,16 +15,22 @@ const QWEN3_SUBSET = join(import.meta.dirname, "../../fixtures/model/qwen3-token
 
 describe("Qwen3's own chat template", () => {
   const expected = JSON.parse(readFileSync(join(QWEN3_SUBSET, "expected_chat.json"), "utf8")) as {
-    cases: { messages: ChatTemplateMessage[]; options: Record<string, boolean>; expected: string }[];
+    cases: {
+      messages: ChatTemplateMessage[];
+      options: Record<string, boolean>;
+      tools?: unknown[];
+      expected: string;
+    }[];
   };
 
-  it("renders exactly as Python jinja2 does in transformers (with/without generation prompt, thinking off)", async () => {
+  it("renders exactly as Python jinja2 does in transformers (generation prompt, thinking off, tools)", async () => {
     const tok = await loadTokenizer(QWEN3_SUBSET);
-    assert.ok(expected.cases.length >= 9);
+    assert.ok(expected.cases.length >= 10);
     for (const c of expected.cases) {
       const opts: ChatRenderOptions = {
         addGenerationPrompt: c.options.add_generation_prompt,
         enableThinking: c.options.enable_thinking,
+        tools: c.tools,
       };
       assert.equal(applyChatTemplate(tok, c.messages, opts), c.expected, JSON.stringify(c.options));
     }
