@@ -20,24 +20,23 @@ export interface ContaminationHit {
   ngram: string;
 }
 
-/**
- * Local copies of the public benchmarks, by the names the eval registry uses. LiveCodeBench maps to
- * the bare statements (the public-tests file), because its generation prompts share a long
- * instruction boilerplate with every code prompt built the same way.
- */
+/** Names the eval registry may lack, mapped to local file names (used only as a fallback). */
 const LOCAL_BENCHMARK_FILES: Record<string, string> = {
-  aime24: "aime24.jsonl",
-  aime25: "aime25.jsonl",
   hmmt25: "hmmt_feb_2025.jsonl",
-  hmmt_feb_2025: "hmmt_feb_2025.jsonl",
-  math500: "math500.jsonl",
-  amc23: "amc23.jsonl",
-  gsm8k: "gsm8k_test.jsonl",
-  lcb_v5: "lcb_v5_public_tests.json",
   livecodebench: "lcb_v5_public_tests.json",
 };
 
-export const KNOWN_DECONTAM_BENCHMARKS = Object.keys(LOCAL_BENCHMARK_FILES);
+export const KNOWN_DECONTAM_BENCHMARKS = [
+  "aime24",
+  "aime25",
+  "hmmt_feb_2025",
+  "math500",
+  "amc23",
+  "gsm8k",
+  "lcb_v5",
+  "lcb_v6",
+  "hmmt25",
+];
 
 /** Where local benchmark copies live: $KLEAR_BENCHMARK_DIR, else ../shared/data/benchmarks. */
 export function defaultBenchmarkDir(): string {
@@ -98,36 +97,30 @@ export async function loadDecontamBenchmark(
       .replace(/\.(jsonl|json|parquet)$/, "");
     return textsFromFile(name, spec);
   }
+  const fromRegistry = await loadFromEvalRegistry(spec, benchmarkDir);
+  if (fromRegistry) return fromRegistry;
   const local = LOCAL_BENCHMARK_FILES[spec];
   if (local && existsSync(join(benchmarkDir, local))) return textsFromFile(spec, join(benchmarkDir, local));
-  const fromRegistry = await loadFromEvalRegistry(spec);
-  if (fromRegistry) return fromRegistry;
   throw new ConfigError(
-    `unknown benchmark "${spec}" (or its file is missing from ${benchmarkDir})`,
-    `use a benchmark file path or one of: ${KNOWN_DECONTAM_BENCHMARKS.join(", ")} (set KLEAR_BENCHMARK_DIR to their folder)`,
+    `unknown benchmark "${spec}"`,
+    `use a benchmark file path or one of: ${KNOWN_DECONTAM_BENCHMARKS.join(", ")} (local copies are read from ${benchmarkDir}; set KLEAR_BENCHMARK_DIR or --bench-dir)`,
   );
 }
 
-async function loadFromEvalRegistry(name: string): Promise<BenchmarkText[] | null> {
-  let mod: Record<string, unknown>;
+/**
+ * The eval module's registry knows every benchmark's file formats and date windows; its problem
+ * statements (LiveCodeBench: the bare statement, without the prompt boilerplate that every code
+ * prompt shares) are what training prompts must not overlap.
+ */
+async function loadFromEvalRegistry(name: string, benchmarkDir: string): Promise<BenchmarkText[] | null> {
+  const { getBenchmark, loadBenchmark } = await import("../eval/registry.js");
   try {
-    mod = (await import("../eval/index.js")) as Record<string, unknown>;
+    getBenchmark(name);
   } catch {
     return null;
   }
-  const load = mod.loadBenchmark;
-  if (typeof load !== "function") return null;
-  try {
-    const loaded = (await (load as (n: string) => Promise<unknown>)(name)) as unknown;
-    const items = Array.isArray(loaded)
-      ? loaded
-      : ((loaded as { items?: unknown[]; problems?: unknown[] }).items ??
-        (loaded as { problems?: unknown[] }).problems);
-    if (!Array.isArray(items)) return null;
-    return textsFromRows(name, items as Record<string, unknown>[]);
-  } catch {
-    return null;
-  }
+  const loaded = await loadBenchmark(name, existsSync(benchmarkDir) ? { data: benchmarkDir } : {});
+  return loaded.problems.map((p) => ({ benchmark: name, id: p.id, text: p.question }));
 }
 
 /**

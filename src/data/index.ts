@@ -80,6 +80,7 @@ export { editWords, type SyntheticRow, syntheticCorpus, syntheticVocabulary } fr
 export {
   codeScorer as codeDifficultyScorer,
   codeTestCount,
+  codeTestsFromGroundTruth,
   type DifficultyResult,
   type DifficultyTag,
   type DifficultyThresholds,

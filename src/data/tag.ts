@@ -1,3 +1,8 @@
+import { extractCode } from "../rewards/code/extract.js";
+import { type RunCodeTestsOptions, runCodeTests } from "../rewards/code/pool.js";
+import type { CodeTest } from "../rewards/code/types.js";
+import { type VerifyMathOptions, verifyMath } from "../rewards/math/verify.js";
+import { OpenAIClient, type OpenAIClientOptions } from "../rollout/openai.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 import { rowAnswer, rowPromptText } from "./rows.js";
 
@@ -109,148 +114,113 @@ export function rlFilter(
   return majority ? { keep: true } : { keep: false, reason: "math-no-majority" };
 }
 
-/** Extracts the last `\boxed{...}` (balanced braces) from a response. */
-export function lastBoxed(text: string): string | null {
-  const at = text.lastIndexOf("\\boxed");
-  if (at === -1) return null;
-  let i = text.indexOf("{", at);
-  if (i === -1) return null;
-  let depth = 0;
-  const start = i + 1;
-  for (; i < text.length; i++) {
-    if (text[i] === "{") depth++;
-    else if (text[i] === "}" && --depth === 0) return text.slice(start, i);
+/**
+ * Math scorer: the project's math verifier (Math-Verify semantics: the final answer of the response,
+ * after the think block, against the row's ground truth).
+ */
+export function mathScorer(opts: VerifyMathOptions = {}): ResponseScorer {
+  return {
+    async score(row, response) {
+      const gold = rowAnswer(row);
+      if (gold === undefined) return false;
+      return verifyMath(gold, response, opts).correct;
+    },
+  };
+}
+
+/**
+ * The tests of a code row's ground truth as sandbox tests: Klear/rllm `{inputs, outputs}` (stdin),
+ * or LiveCodeBench's `[{input, output, testtype}]`. Null for formats the sandbox cannot run
+ * (`functional` assert code, `pytest` files, test files by path).
+ */
+export function codeTestsFromGroundTruth(groundTruth: string): CodeTest[] | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(groundTruth);
+  } catch {
+    return null;
+  }
+  const asTest = (t: unknown): CodeTest | null => {
+    const x = t as Record<string, unknown> | null;
+    if (typeof x?.input !== "string" || typeof x.output !== "string") return null;
+    return {
+      input: x.input,
+      output: x.output,
+      testtype: x.testtype === "functional" ? "functional" : "stdin",
+    };
+  };
+  const p = parsed as Record<string, unknown> | null;
+  const list = Array.isArray(parsed) ? parsed : p?.tests;
+  if (Array.isArray(list)) {
+    const tests = list.map(asTest);
+    return tests.every((t) => t !== null) ? (tests as CodeTest[]) : null;
+  }
+  const inputs = p?.inputs;
+  const outputs = p?.outputs;
+  if (Array.isArray(inputs) && Array.isArray(outputs) && inputs.length === outputs.length) {
+    return inputs.map((input, i) => ({
+      input: String(input),
+      output: String(outputs[i]),
+      testtype: "stdin",
+    }));
   }
   return null;
 }
 
 /**
- * Math scorer: the project's math verifier (rewards/math `verifyMath`) when it is available, else an
- * exact comparison of the last boxed answer after whitespace removal.
+ * Code scorer over the project's sandbox: the response's program must pass every test of the row
+ * (a sample "passes" as in the paper's pass-rate filter). Rows whose tests the sandbox cannot run
+ * are an error naming the row format, never a silent fail.
  */
-export async function mathScorer(): Promise<ResponseScorer> {
-  let verify: ((gold: string, response: string) => unknown) | null = null;
-  try {
-    const mod = (await import("../rewards/math/index.js")) as Record<string, unknown>;
-    if (typeof mod.verifyMath === "function") verify = mod.verifyMath as (g: string, r: string) => unknown;
-  } catch {
-    verify = null;
-  }
+export function codeScorer(opts: RunCodeTestsOptions = {}): ResponseScorer {
   return {
     async score(row, response) {
-      const gold = rowAnswer(row);
-      if (gold === undefined) return false;
-      if (verify) {
-        const v = (await verify(gold, response)) as { correct?: boolean } | boolean;
-        return typeof v === "boolean" ? v : v?.correct === true;
-      }
-      const got = lastBoxed(response);
-      const norm = (s: string) => s.replace(/\s+/g, "").replace(/^\\boxed\{(.*)\}$/, "$1");
-      return got !== null && norm(got) === norm(gold);
-    },
-  };
-}
-
-/** Code scorer over the project's sandbox (rewards/code `runCodeTests` + `extractCode`). */
-export async function codeScorer(): Promise<ResponseScorer> {
-  const mod = (await import("../rewards/code/index.js").catch(() => ({}))) as Record<string, unknown>;
-  const run = mod.runCodeTests as
-    | ((code: string, tests: unknown, limits?: unknown) => Promise<unknown>)
-    | undefined;
-  const extract = mod.extractCode as ((response: string) => string | null) | undefined;
-  if (typeof run !== "function" || typeof extract !== "function") {
-    throw new KlearError(
-      "CODE_SANDBOX_UNAVAILABLE",
-      "the code sandbox (rewards/code runCodeTests/extractCode) is not available in this build",
-      "tag math rows only (--ability math), or build klear with the code rewards module",
-    );
-  }
-  return {
-    async score(row, response) {
-      const code = extract(response);
-      if (!code) return false;
+      const code = extractCode(response);
+      if (code === null) return false;
       const gt = rowAnswer(row);
-      if (gt === undefined) return false;
-      const result = (await run(code, JSON.parse(gt))) as
-        | {
-            passed?: number;
-            total?: number;
-            allPassed?: boolean;
-            verdicts?: { ok?: boolean; passed?: boolean }[];
-          }
-        | undefined;
-      if (!result) return false;
-      if (typeof result.allPassed === "boolean") return result.allPassed;
-      if (Array.isArray(result.verdicts))
-        return result.verdicts.every((v) => v.ok === true || v.passed === true);
-      return result.passed !== undefined && result.passed === result.total;
+      const tests = gt === undefined ? null : codeTestsFromGroundTruth(gt);
+      if (tests === null) {
+        throw new KlearError(
+          "CODE_TESTS_UNSUPPORTED",
+          "a code row's reward_model.ground_truth is not {inputs, outputs} or a list of {input, output, testtype}",
+          "convert the tests to stdin/stdout pairs, or tag math rows only",
+        );
+      }
+      const starter = typeof row.starter_code === "string" ? row.starter_code : undefined;
+      const result = await runCodeTests(code, tests, {
+        ...opts,
+        starterCode: opts.starterCode ?? starter,
+        fnName: opts.fnName ?? (typeof row.fn_name === "string" ? row.fn_name : undefined),
+      });
+      return result.passed;
     },
   };
 }
 
-export interface OpenAiSamplerOptions {
-  /** Base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1. */
-  baseUrl: string;
+export interface OpenAiSamplerOptions extends OpenAIClientOptions {
   model: string;
-  apiKey?: string;
   temperature?: number;
   topP?: number;
   maxTokens?: number;
-  /** Per request, milliseconds. */
-  timeoutMs?: number;
-  retries?: number;
 }
 
 /**
- * A sampler over any OpenAI-compatible chat-completions endpoint (vLLM, SGLang, ...), asking for all
- * N samples in one request (`n`), with retries and backoff on transport errors and 5xx answers.
+ * A sampler over any OpenAI-compatible chat endpoint (vLLM, SGLang, ...) through the project's
+ * client (bounded concurrency, retries with backoff), asking for all N samples in one request.
  */
-export function openAiCompatibleSampler(o: OpenAiSamplerOptions): ResponseSampler {
-  const url = `${o.baseUrl.replace(/\/+$/, "")}/chat/completions`;
+export function openAiCompatibleSampler(o: OpenAiSamplerOptions): ResponseSampler & { close(): void } {
+  const client = new OpenAIClient(o);
   return {
     async sample(prompt, n) {
-      const body = JSON.stringify({
+      const res = await client.chat([{ role: "user", content: prompt }], {
         model: o.model,
-        messages: [{ role: "user", content: prompt }],
         n,
         temperature: o.temperature ?? 0.6,
-        top_p: o.topP ?? 0.95,
-        max_tokens: o.maxTokens ?? 4096,
+        topP: o.topP ?? 0.95,
+        maxTokens: o.maxTokens ?? 4096,
       });
-      const attempts = (o.retries ?? 3) + 1;
-      let lastError = "";
-      for (let a = 0; a < attempts; a++) {
-        if (a > 0) await new Promise((r) => setTimeout(r, 200 * 2 ** a));
-        try {
-          const res = await fetch(url, {
-            method: "POST",
-            headers: { "content-type": "application/json", authorization: `Bearer ${o.apiKey ?? "none"}` },
-            body,
-            signal: AbortSignal.timeout(o.timeoutMs ?? 600_000),
-          });
-          if (res.status >= 500) {
-            lastError = `HTTP ${res.status}`;
-            continue;
-          }
-          if (!res.ok) {
-            throw new KlearError(
-              "ENDPOINT_REJECTED",
-              `${url} answered HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`,
-              "check --model and the server's accepted parameters",
-            );
-          }
-          const json = (await res.json()) as { choices?: { message?: { content?: string | null } }[] };
-          return (json.choices ?? []).map((c) => c.message?.content ?? "");
-        } catch (e) {
-          if (e instanceof KlearError) throw e;
-          lastError = (e as Error).message;
-        }
-      }
-      throw new KlearError(
-        "ENDPOINT_UNREACHABLE",
-        `cannot sample from ${url}: ${lastError}`,
-        "check that the server is running and --endpoint points at its /v1 base URL",
-      );
+      return res.choices.map((c) => c.text);
     },
+    close: () => client.close(),
   };
 }

@@ -235,21 +235,18 @@ export async function run(argv: string[]): Promise<number> {
           "pass --endpoint http://HOST:PORT/v1 --model NAME (any OpenAI-compatible server: vLLM, SGLang)",
         );
       }
-      const scorers: Record<string, ResponseScorer> = { math: await mathScorer() };
-      try {
-        scorers.code = await codeScorer();
-      } catch {
-        // Code rows then fail with rule "no-scorer" in the removal report rather than silently.
-      }
+      const scorers: Record<string, ResponseScorer> = { math: mathScorer(), code: codeScorer() };
+      const sampler = openAiCompatibleSampler({
+        endpoints: v.endpoint.split(","),
+        model: v.model,
+        apiKey: v["api-key"] ?? process.env.OPENAI_API_KEY,
+        concurrency: num(v.concurrency, "concurrency", 8),
+        temperature: num(v.temperature, "temperature"),
+        topP: num(v["top-p"], "top-p"),
+        maxTokens: num(v["max-tokens"], "max-tokens"),
+      });
       const m = await runTag(positionals, out, {
-        sampler: openAiCompatibleSampler({
-          baseUrl: v.endpoint,
-          model: v.model,
-          apiKey: v["api-key"] ?? process.env.OPENAI_API_KEY,
-          temperature: num(v.temperature, "temperature"),
-          topP: num(v["top-p"], "top-p"),
-          maxTokens: num(v["max-tokens"], "max-tokens"),
-        }),
+        sampler,
         scorers,
         n: num(v.n, "n"),
         concurrency: num(v.concurrency, "concurrency"),
@@ -268,6 +265,7 @@ export async function run(argv: string[]): Promise<number> {
         requireResponse: v["require-response"],
         quiet: v.quiet,
       });
+      sampler.close();
       report(m, out);
       return 0;
     }
