@@ -1,5 +1,3 @@
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -101,17 +99,15 @@ test("report.html opens offline in headless Chromium: charts drawn, no console e
     assert.equal(await page.locator("script").count(), 3);
 
     // uPlot charts: score per benchmark, pass@k curves, one length histogram per benchmark.
-    const charts = await page.evaluate(() =>
-      [...document.querySelectorAll(".chart")].map((el) => {
+    // Browser-side code as strings: the project compiles without DOM types.
+    const charts = (await page.evaluate(`[...document.querySelectorAll(".chart")].map((el) => {
         const canvas = el.querySelector("canvas");
         if (!canvas) return { id: el.id, painted: 0, w: 0 };
-        const ctx = canvas.getContext("2d")!;
-        const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+        const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
         let painted = 0;
         for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) painted++;
         return { id: el.id, painted, w: canvas.width };
-      }),
-    );
+      })`)) as { id: string; painted: number; w: number }[];
     assert.deepEqual(
       charts.map((c) => c.id),
       ["chart-scores", "chart-passk", "chart-len-0", "chart-len-1"],
@@ -123,10 +119,9 @@ test("report.html opens offline in headless Chromium: charts drawn, no console e
     assert.match(legend, /livecodebench_v5/);
 
     // Per-problem grids: one row per problem, one cell per sample, green and red both present.
-    const grids = await page.evaluate(() =>
-      [0, 1].map((i) => {
-        const c = document.getElementById(`grid-${i}`) as HTMLCanvasElement;
-        const d = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
+    const grids = (await page.evaluate(`[0, 1].map((i) => {
+        const c = document.getElementById("grid-" + i);
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
         let green = 0;
         let red = 0;
         for (let p = 0; p < d.length; p += 4) {
@@ -134,8 +129,7 @@ test("report.html opens offline in headless Chromium: charts drawn, no console e
           if (d[p] > 180 && d[p + 1] < 80) red++;
         }
         return { w: c.width, h: c.height, green, red };
-      }),
-    );
+      })`)) as { w: number; h: number; green: number; red: number }[];
     for (const g of grids) assert.ok(g.w > 0 && g.h > 0 && g.green > 0 && g.red > 0, JSON.stringify(g));
     // Hovering a grid cell names the problem and sample.
     await page.locator("#grid-0").hover({ position: { x: 2, y: 2 } });
