@@ -6,7 +6,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Backend } from "../engine/backend.js";
 import { atomicWriteDir, atomicWriteFile } from "../util/atomic.js";
 import { checkChoice, KlearError } from "../util/errors.js";
@@ -94,7 +94,8 @@ export async function saveCheckpoint(
     pad_token_id: tokenizer.padTokenId,
     ...opts.generationConfig,
   };
-  await atomicWriteDir(dir, async (tmp) => {
+  // resolve() drops a trailing slash, which would otherwise put the temporary folder inside the parent's name.
+  await atomicWriteDir(resolve(dir), async (tmp) => {
     await writeSafetensorsFolder(tmp, tensors, {
       dtype,
       maxShardSize: opts.maxShardSize,

@@ -188,7 +188,7 @@ describe("checkpoint round trips", () => {
       "failed save cleaned up",
     );
     const second = randomModel(smallConfig(), 6);
-    await saveCheckpoint(dir, second, tokenizer);
+    await saveCheckpoint(`${dir}/`, second, tokenizer);
     assert.deepEqual(
       (await loadCheckpoint(dir)).tensors.get("model.norm.weight"),
       second.parameters().get("model.norm.weight")!.data,
