@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { klearObjective, policyLoss } from "../../src/rl/objectives/index.js";
 import { positiveSftTerm } from "../../src/rl/sft-term.js";
 
 test("NLL over fully correct responses only, token-mean over their tokens, weight α = 0.1", () => {
@@ -31,4 +32,23 @@ test("bad config", () => {
   assert.throws(() => positiveSftTerm({ logp: [[-1]], positive: [true] }, { alpha: -1 }), /alpha/);
   assert.throws(() => positiveSftTerm({ logp: [[-1]] }), /positive or rewards/);
   assert.throws(() => positiveSftTerm({ logp: [[-1]], positive: [true, false] }), /2 flags for 1 responses/);
+});
+
+test("klearObjective = GPPO + α·SFT with one combined gradient", () => {
+  const input = {
+    logp: [[-1, -2], [-0.5]],
+    oldLogp: [[-1, -2], [-0.5]],
+    advantages: [1, -1],
+    rewards: [1, -1],
+  };
+  const out = klearObjective()(input);
+  const gppo = policyLoss("gppo")(input);
+  const sft = positiveSftTerm({ logp: input.logp, rewards: input.rewards }, { alpha: 0.1 });
+  assert.equal(out.loss, gppo.loss + sft.loss);
+  assert.deepEqual(
+    Array.from(out.dLogp),
+    Array.from(gppo.dLogp, (g, k) => g + sft.dLogp[k]),
+  );
+  assert.equal(out.metrics.positiveTokens, 2);
+  assert.equal(out.metrics.sftNll, 1.5);
 });

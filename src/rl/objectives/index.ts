@@ -17,6 +17,12 @@ export {
 } from "./config.js";
 export { KL_ESTIMATORS, type KlEstimator, klToken } from "./kl.js";
 export {
+  type KlearObjectiveInput,
+  type KlearObjectiveMetrics,
+  type KlearObjectiveResult,
+  klearObjective,
+} from "./klear.js";
+export {
   type PolicyLossFn,
   type PolicyLossInput,
   type PolicyLossMetrics,
