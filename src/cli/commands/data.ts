@@ -317,7 +317,7 @@ export async function run(argv: string[]): Promise<number> {
         textField: v["text-field"],
         requireResponse: v["require-response"],
       });
-      process.stdout.write(r.text);
+      console.log(r.text.trimEnd());
       const bad = Object.entries(r.malformed.byReason);
       if (bad.length > 0) {
         console.error(`malformed rows (not counted above): ${bad.map(([k, n]) => `${k} ${n}`).join(", ")}`);
