@@ -373,12 +373,8 @@ def main():
     signal.signal(signal.SIGCHLD, lambda *_: None)
 
     base_globals = {"__name__": "__main__", "__builtins__": __builtins__}
-    prelude_ok = True
     if req.get("prelude", True):
-        try:
-            exec(LCB_PRELUDE, base_globals)
-        except Exception:
-            prelude_ok = False
+        exec(LCB_PRELUDE, base_globals)
     base_globals["__name__"] = "__main__"
     try:
         code_obj = compile(req["code"], "<solution>", "exec")
@@ -386,8 +382,6 @@ def main():
     except BaseException as e:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError
         code_obj = None
         compile_error = "%s: %s" % (type(e).__name__, e)
-    sys.setrecursionlimit(1000)
-    del prelude_ok
 
     for index in range(len(req["inputs"])):
         if code_obj is None:

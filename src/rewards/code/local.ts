@@ -61,6 +61,8 @@ export interface LocalSandboxOptions {
   maxFileMb?: number;
   /** Open files per process (RLIMIT_NOFILE). Default 64. */
   maxOpenFiles?: number;
+  /** Where bubblewrap is (default /usr/bin/bwrap). */
+  bwrapPath?: string;
 }
 
 let warnedUnsafe = false;
@@ -77,7 +79,8 @@ export class LocalCodeExecutor implements CodeExecutor {
   private readonly harness = locateHarness();
   private readonly isolation: "bwrap" | "unsafe-none";
   private readonly uidBase: number;
-  private readonly opts: Required<Omit<LocalSandboxOptions, "isolation" | "uidBase">>;
+  private readonly opts: Required<Omit<LocalSandboxOptions, "isolation" | "uidBase" | "bwrapPath">>;
+  private readonly bwrap: string;
 
   constructor(opts: LocalSandboxOptions = {}) {
     this.isolation = opts.isolation ?? "bwrap";
@@ -98,10 +101,11 @@ export class LocalCodeExecutor implements CodeExecutor {
         "install it: apt-get install -y --no-install-recommends python3-minimal",
       );
     }
-    if (this.isolation === "bwrap" && !existsSync(BWRAP_PATH)) {
+    this.bwrap = opts.bwrapPath ?? BWRAP_PATH;
+    if (this.isolation === "bwrap" && !existsSync(this.bwrap)) {
       throw new KlearError(
         "SANDBOX_BWRAP_MISSING",
-        `bubblewrap (${BWRAP_PATH}) is not installed; refusing to run untrusted code without a sandbox`,
+        `bubblewrap (${this.bwrap}) is not installed; refusing to run untrusted code without a sandbox`,
         'install it: apt-get install -y bubblewrap (or `npm run setup`); only for trusted code, pass --unsafe-no-sandbox / sandbox: "unsafe-none"',
       );
     }
@@ -140,7 +144,7 @@ export class LocalCodeExecutor implements CodeExecutor {
       ...drop,
       "/usr/bin/prlimit",
       ...rlimits,
-      BWRAP_PATH,
+      this.bwrap,
       "--ro-bind",
       "/usr",
       "/usr",

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CodeRunnerPool, type CodeTest, runCodeTests } from "../../../src/rewards/code/index.js";
+import {
+  CodeRunnerPool,
+  type CodeTest,
+  LocalCodeExecutor,
+  runCodeTests,
+} from "../../../src/rewards/code/index.js";
 
 const stdin = (input: string, output: string): CodeTest => ({ input, output, testtype: "stdin" });
 const fn = (input: string, output: string): CodeTest => ({ input, output, testtype: "functional" });
@@ -100,4 +105,14 @@ test("the pool bounds concurrency and returns each result once", async () => {
   await pool.drain();
   assert.equal(pool.pending, 0);
   assert.ok(maxSeen <= 6);
+});
+
+test("without bubblewrap the runner refuses, naming the package; unsafe-none runs loudly", async () => {
+  assert.throws(
+    () => new LocalCodeExecutor({ bwrapPath: "/nonexistent/bwrap" }),
+    (e: Error) => /bubblewrap/.test(e.message) && /apt-get install -y bubblewrap/.test(e.message),
+  );
+  const unsafe = new LocalCodeExecutor({ isolation: "unsafe-none" });
+  const r = await unsafe.runSolution("print(input())", [stdin("hi", "hi")], {}, 0);
+  assert.equal(r.passed, true);
 });
