@@ -54,19 +54,26 @@ const PERCENT_AFTER = /^\s*(?:\$|\\\)|\\\])?\s*[.,]?\s*(?:\\?%|percent(?:age)?\b
 
 function findLatexEnvs(text: string, budget: Budget): Env[] {
   const envs: Env[] = [];
-  let i = 0;
   const n = text.length;
+  // Once a closing delimiter is known to be absent after some point, later openers cannot close
+  // either: remembering that keeps the scan linear on adversarial input ("\\[ \\[ \\[ …").
+  let noDisplayDollar = false;
+  let noBracket = false;
+  let parenFailUntil = -1;
+  let i = 0;
   while (i < n) {
     budget.step();
     const c = text[i];
     if (c === "$") {
       if (text[i + 1] === "$") {
-        const close = text.indexOf("$$", i + 2);
+        const close = noDisplayDollar ? -1 : text.indexOf("$$", i + 2);
         if (close >= 0) {
           envs.push(mkEnv(text, i, close + 2, text.slice(i + 2, close)));
+          budget.step((close - i) >> 6);
           i = close + 2;
           continue;
         }
+        noDisplayDollar = true;
         i += 2;
         continue;
       }
@@ -76,6 +83,7 @@ function findLatexEnvs(text: string, budget: Budget): Env[] {
         if (text[j] === "\\" && text[j + 1] === "$") j++;
         j++;
       }
+      budget.step((j - i) >> 6);
       if (j < n && text[j] === "$" && j > i + 1) {
         envs.push(mkEnv(text, i, j + 1, text.slice(i + 1, j)));
         i = j + 1;
@@ -84,22 +92,26 @@ function findLatexEnvs(text: string, budget: Budget): Env[] {
       i++;
       continue;
     }
-    if (c === "\\" && text[i + 1] === "[") {
+    if (c === "\\" && text[i + 1] === "[" && !noBracket) {
       const close = text.indexOf("\\]", i + 2);
       if (close >= 0) {
         envs.push(mkEnv(text, i, close + 2, text.slice(i + 2, close)));
+        budget.step((close - i) >> 6);
         i = close + 2;
         continue;
       }
+      noBracket = true;
     }
-    if (c === "\\" && text[i + 1] === "(") {
-      const close = text.indexOf("\\)", i + 2);
-      const nl = text.indexOf("\n", i + 2);
-      if (close >= 0 && (nl < 0 || nl > close)) {
-        envs.push(mkEnv(text, i, close + 2, text.slice(i + 2, close)));
-        i = close + 2;
+    if (c === "\\" && text[i + 1] === "(" && i > parenFailUntil) {
+      let j = i + 2;
+      while (j < n && text[j] !== "\n" && !(text[j] === "\\" && text[j + 1] === ")")) j++;
+      budget.step((j - i) >> 6);
+      if (j < n && text[j] === "\\") {
+        envs.push(mkEnv(text, i, j + 2, text.slice(i + 2, j)));
+        i = j + 2;
         continue;
       }
+      parenFailUntil = j;
     }
     i++;
   }
@@ -180,6 +192,9 @@ function parseContent(
   malformed: boolean,
   percent: boolean,
 ): MathNode | null {
+  if (content.trim() === "") return null;
+  // Normalisation is a few dozen regex passes: charge it to the budget so many tiny candidates add up.
+  budget.step(64 + (content.length >> 3));
   let s = content;
   // \approx: "x ≈ 11" answers 11; "x = 1/3 ≈ 0.33" answers 1/3.
   const ap = s.indexOf("\\approx");
@@ -229,6 +244,7 @@ const EXPR_RE =
   /(?<![A-Za-z\d.,])(?:[$€£]\s?)?-?(?:[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|\d{1,3}(?: \d{3})+(?!\d)(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)(?:\s*(?:[-+*/^]|\\times|\\cdot)\s*-?(?:\d+(?:\.\d+)?|\.\d+))*(?:\s*(?:%|percent\b|pct\b))?/g;
 
 function convertExpr(raw: string, budget: Budget): MathNode | null {
+  budget.step(32 + (raw.length >> 3));
   let s = raw.replace(/^[$€£]\s?/, "");
   let percent = false;
   const pct = /\s*(?:%|percent|pct)$/;
@@ -255,7 +271,27 @@ const FINAL_JUST_IS_NOSPACE = /final answer[^\n]{0,100}?\s*:\s*$/i;
 const ANSWER_COLON = /answer\s*:\s*$/i;
 const ANSWER_LOOSE = /answer(?:\s+is)?\s*$/i;
 
-function anchorPriority(text: string, start: number, end: number): number | null {
+/** Positions of "answer" in the text, so candidates far from any anchor skip the anchor regexes. */
+function answerPositions(text: string): number[] {
+  const out: number[] = [];
+  const re = /answer/gi;
+  for (let m = re.exec(text); m; m = re.exec(text)) out.push(m.index);
+  return out;
+}
+
+function nearAnswer(positions: number[], start: number): boolean {
+  let lo = 0;
+  let hi = positions.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (positions[mid] < start - 140) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < positions.length && positions[lo] < start;
+}
+
+function anchorPriority(text: string, start: number, end: number, anchors: number[]): number | null {
+  if (!nearAnswer(anchors, start)) return null;
   const before = text.slice(Math.max(0, start - 140), start);
   if (FINAL_IS_HOPE.test(before) && /^\.?\s?I hope/.test(text.slice(end, end + 10))) return 0;
   if (FINAL_JUST_IS.test(before)) return 50;
@@ -268,6 +304,7 @@ function latexCandidates(
   text: string,
   t: Extract<MathTarget, { type: "latex" }>,
   budget: Budget,
+  anchors: number[],
 ): Candidate[] {
   const out: Candidate[] = [];
   const malformed = t.malformedOperators !== false;
@@ -275,9 +312,13 @@ function latexCandidates(
   for (const g of envGroups) {
     const start = g[0].start;
     const end = g[g.length - 1].end;
-    const convert = () => convertLatexGroup(g, budget, malformed);
+    let memo: MathNode | null | undefined;
+    const convert = () => {
+      if (memo === undefined) memo = convertLatexGroup(g, budget, malformed);
+      return memo;
+    };
     const raw = g.length === 1 ? g[0].content.trim() : groupText(text, g);
-    const pr = anchorPriority(text, start, end);
+    const pr = anchorPriority(text, start, end, anchors);
     if (pr !== null) out.push({ start, end, priority: pr, raw, convert });
     if (t.tryExtractWithoutAnchor !== false) out.push({ start, end, priority: 300, raw, convert });
   }
@@ -313,7 +354,12 @@ function latexCandidates(
   return out;
 }
 
-function exprCandidates(text: string, t: Extract<MathTarget, { type: "expr" }>, budget: Budget): Candidate[] {
+function exprCandidates(
+  text: string,
+  t: Extract<MathTarget, { type: "expr" }>,
+  budget: Budget,
+  anchors: number[],
+): Candidate[] {
   const out: Candidate[] = [];
   EXPR_RE.lastIndex = 0;
   for (let m = EXPR_RE.exec(text); m; m = EXPR_RE.exec(text)) {
@@ -321,15 +367,23 @@ function exprCandidates(text: string, t: Extract<MathTarget, { type: "expr" }>, 
     const raw = m[0].trim();
     const start = m.index;
     const end = m.index + m[0].length;
-    const convert = () => convertExpr(raw, budget);
-    const pr = anchorPriority(text, start, end);
+    let memo: MathNode | null | undefined;
+    const convert = () => {
+      if (memo === undefined) memo = convertExpr(raw, budget);
+      return memo;
+    };
+    const pr = anchorPriority(text, start, end, anchors);
     if (pr !== null) out.push({ start, end, priority: pr, raw, convert });
     if (t.tryExtractWithoutAnchor !== false) out.push({ start, end, priority: 300, raw, convert });
   }
   return out;
 }
 
-function stringCandidates(text: string, t: Extract<MathTarget, { type: "string" }>): Candidate[] {
+function stringCandidates(
+  text: string,
+  t: Extract<MathTarget, { type: "string" }>,
+  anchors: number[],
+): Candidate[] {
   const out: Candidate[] = [];
   const alts = t.strings.map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
   if (!alts) return out;
@@ -340,7 +394,7 @@ function stringCandidates(text: string, t: Extract<MathTarget, { type: "string" 
     const start = m.index;
     const end = m.index + m[0].length;
     const convert = (): MathNode => ({ k: "word", text: choice.toLowerCase() });
-    const pr = anchorPriority(text, start, end);
+    const pr = anchorPriority(text, start, end, anchors);
     if (pr !== null) out.push({ start, end, priority: pr, raw: letter, convert, choice });
     // A letter opening the response ("A. Because …") is an answer too.
     if (start === 0) out.push({ start, end, priority: 250, raw: letter, convert, choice });
@@ -352,10 +406,11 @@ function stringCandidates(text: string, t: Extract<MathTarget, { type: "string" 
 
 export function extractWithTargets(text: string, targets: MathTarget[], budget: Budget): Extraction {
   const cands: Candidate[] = [];
+  const anchors = answerPositions(text);
   for (const t of targets) {
-    if (t.type === "latex") cands.push(...latexCandidates(text, t, budget));
-    else if (t.type === "expr") cands.push(...exprCandidates(text, t, budget));
-    else cands.push(...stringCandidates(text, t));
+    if (t.type === "latex") cands.push(...latexCandidates(text, t, budget, anchors));
+    else if (t.type === "expr") cands.push(...exprCandidates(text, t, budget, anchors));
+    else cands.push(...stringCandidates(text, t, anchors));
   }
   const priorities = [...new Set(cands.map((c) => c.priority))].sort((a, b) => a - b);
   let fallback: string | null = null;

@@ -35,12 +35,27 @@ test("klear verify math: keeps fields, adds verdicts, reports malformed lines by
         gold: 27,
         response: "Final Answer: The final answer is $27$. I hope it is correct.",
       }),
-      JSON.stringify({ id: 4, gold: "1", response: `\\boxed{${"x+".repeat(300_000)}1}` }),
+      JSON.stringify({
+        id: 4,
+        gold: "1",
+        response: "\\boxed{\\sum_{a=1}^{2000}\\sum_{b=1}^{2000}\\sum_{c=1}^{2000} abc}",
+      }),
       JSON.stringify({ id: 5, gold: "1" }),
       "",
     ].join("\n"),
   );
-  const r = klear(["verify", "math", "--in", input, "--out", output, "--workers", "1", "--timeout-ms", "50"]);
+  const r = klear([
+    "verify",
+    "math",
+    "--in",
+    input,
+    "--out",
+    output,
+    "--workers",
+    "1",
+    "--timeout-ms",
+    "300",
+  ]);
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /in\.jsonl:3: not valid JSON/);
   const rows = readFileSync(output, "utf8")
