@@ -188,7 +188,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateOutcome> 
           progress.tick(1, { failed });
           return;
         }
-        const added = store.addSample({
+        store.addSample({
           bench: x.bench,
           problemId: x.problem.id,
           sampleIdx: x.sampleIdx,
@@ -198,10 +198,8 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateOutcome> 
           latencyMs: r.latencyMs,
           attempts: r.attempts,
         });
-        if (added) {
-          generated++;
-          scoreOne(x.bench, x.problem, x.sampleIdx, r.text);
-        }
+        generated++;
+        scoreOne(x.bench, x.problem, x.sampleIdx, r.text);
       });
     }
     await scoring.drain();
@@ -344,7 +342,7 @@ export async function importResponses(
     }
     store.transaction(() => {
       for (const r of rows) {
-        const added = store.addSample({
+        const added = store.addSampleNow({
           bench: bench.spec.name,
           problemId: r.p.id,
           sampleIdx: r.idx,

@@ -5,8 +5,9 @@ import { KlearError } from "../util/errors.js";
 
 /**
  * The results store of one eval run (SQLite, WAL). Every completed request and every verdict is one row,
- * committed as it happens, so a killed run loses at most the requests in flight; a rerun reads what is
- * here and asks only for what is missing.
+ * committed as it happens (rows that complete in the same event-loop turn share one commit, which keeps
+ * thousands of requests per second cheap), so a killed run loses at most the requests in flight; a rerun
+ * reads what is here and asks only for what is missing.
  */
 
 export interface StoredSample {
@@ -37,6 +38,8 @@ export class EvalStore {
   private readonly insSample: Database.Statement;
   private readonly insVerdict: Database.Statement;
   private readonly insFailure: Database.Statement;
+  private pending: (() => void)[] = [];
+  private flushScheduled = false;
 
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -93,21 +96,52 @@ export class EvalStore {
     this.db.prepare("INSERT OR REPLACE INTO meta VALUES (?, ?)").run(key, value);
   }
 
-  /** Returns false when the sample was already stored (the new one is dropped). */
-  addSample(s: StoredSample): boolean {
+  /** Queues a write; everything queued in this event-loop turn commits together right after it. */
+  private queue(write: () => void): void {
+    this.pending.push(write);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Commits queued writes now. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (!this.pending.length || !this.db.open) return;
+    const writes = this.pending;
+    this.pending = [];
+    this.db.transaction(() => {
+      for (const w of writes) w();
+    })();
+  }
+
+  /**
+   * Stores a sample (committed at the end of this event-loop turn). The caller tracks which samples it
+   * asked for, so a duplicate (never expected) is simply ignored by the primary key.
+   */
+  addSample(s: StoredSample): void {
+    this.queue(() => this.insSample.run(s));
+  }
+
+  /** Stores a sample now, returning false when it was already there (offline imports count these). */
+  addSampleNow(s: StoredSample): boolean {
+    this.flush();
     return this.insSample.run(s).changes > 0;
   }
 
   addVerdict(v: StoredVerdict): void {
-    this.insVerdict.run({ ...v, correct: v.correct ? 1 : 0 });
+    const row = { ...v, correct: v.correct ? 1 : 0 };
+    this.queue(() => this.insVerdict.run(row));
   }
 
   addFailure(bench: string, problemId: string, sampleIdx: number, error: string): void {
-    this.insFailure.run(bench, problemId, sampleIdx, error);
+    this.queue(() => this.insFailure.run(bench, problemId, sampleIdx, error));
   }
 
   /** Keys "problemId\u0000sampleIdx" of stored samples of a benchmark. */
   sampleKeys(bench: string): Set<string> {
+    this.flush();
     const rows = this.db
       .prepare("SELECT problem_id, sample_idx FROM samples WHERE bench = ?")
       .raw()
@@ -116,6 +150,7 @@ export class EvalStore {
   }
 
   samples(bench: string): StoredSample[] {
+    this.flush();
     return this.db
       .prepare(
         `SELECT bench, problem_id AS problemId, sample_idx AS sampleIdx, response, finish_reason AS finishReason,
@@ -127,6 +162,7 @@ export class EvalStore {
 
   /** Stored samples that have no verdict yet (a run killed between generation and scoring). */
   unscored(bench: string): StoredSample[] {
+    this.flush();
     return this.db
       .prepare(
         `SELECT s.bench, s.problem_id AS problemId, s.sample_idx AS sampleIdx, s.response, s.finish_reason AS finishReason,
@@ -139,6 +175,7 @@ export class EvalStore {
   }
 
   verdicts(bench: string): StoredVerdict[] {
+    this.flush();
     return (
       this.db
         .prepare(
@@ -150,6 +187,7 @@ export class EvalStore {
   }
 
   failureCount(bench: string): number {
+    this.flush();
     return (this.db.prepare("SELECT COUNT(*) AS n FROM failures WHERE bench = ?").get(bench) as { n: number })
       .n;
   }
@@ -160,6 +198,7 @@ export class EvalStore {
   }
 
   close(): void {
+    this.flush();
     this.db.close();
   }
 }
