@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/pool.cc",
         "native/gemm.cc",
+        "native/sgemm_avx512.cc",
         "native/norms.cc",
         "native/rope.cc",
         "native/attention.cc",

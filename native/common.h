@@ -54,6 +54,11 @@ static inline float FastExp(float x) {
   return p * u.f;
 }
 
+// The AVX-512 sgemm fallback (sgemm_avx512.cc); available only when compiled for AVX-512.
+bool OwnGemmAvailable();
+void OwnGemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+             const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 void InitGemm(Napi::Env env, Napi::Object exports);
 void InitNorms(Napi::Env env, Napi::Object exports);
 void InitRope(Napi::Env env, Napi::Object exports);

@@ -11,6 +11,8 @@ export interface NativeInfo {
   blasConfig: string;
   blasThreads: number;
   kernelThreads: number;
+  /** "openblas", or "klear-avx512" when OpenBLAS runs pre-AVX2 kernels on an AVX-512 CPU. */
+  gemmKernel: string;
 }
 
 type Addon = Omit<Backend, "name"> & {

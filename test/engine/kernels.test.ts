@@ -98,6 +98,27 @@ test("gemm: all transpose combinations, alpha/beta and leading dimensions", { sk
   }
 });
 
+test("gemm: sizes spanning several cache blocks, thin and wide, both gemm kernels agree", { skip }, () => {
+  const rng = new Rng(11);
+  for (const [M, N, K, tA, tB] of [
+    [300, 70, 530, false, true],
+    [9, 600, 260, false, false],
+    [150, 45, 700, true, false],
+    [1, 33, 257, true, true],
+  ] as const) {
+    const a = randn(rng, M * K);
+    const b = randn(rng, N * K);
+    const c = randn(rng, M * N);
+    const lda = tA ? M : K;
+    const ldb = tB ? K : N;
+    const cRef = c.slice();
+    ref.gemm(tA, tB, M, N, K, 1.5, a, lda, b, ldb, 1, cRef, N);
+    const cN = f32(c);
+    native().gemm(tA, tB, M, N, K, 1.5, f32(a), lda, f32(b), ldb, 1, cN, N);
+    close(`gemm ${M}x${N}x${K} tA=${tA} tB=${tB}`, cN, cRef, 1e-5);
+  }
+});
+
 test("rmsnorm forward and backward", { skip }, () => {
   const rng = new Rng(2);
   const rows = 9;
