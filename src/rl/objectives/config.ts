@@ -45,6 +45,12 @@ export interface PolicyLossConfig {
    * between the training and inference engines. Needs rolloutLogp. Default null: off (as Klear).
    */
   tisCap?: number | null;
+  /**
+   * ERC (Entropy Ratio Clipping, spec §15.2): tokens whose entropy ratio H_θ/H_old lies outside the open
+   * interval (low, high) get no policy-gradient (their loss value is kept). Needs entropy and oldEntropy.
+   * The ERC paper uses [0.95, 1.05]. Default null: off.
+   */
+  entropyRatioClip?: readonly [number, number] | null;
 }
 
 /** A config with every default filled in. */
@@ -60,6 +66,7 @@ export interface ResolvedPolicyLossConfig {
   klCoeff: number;
   entropyCoeff: number;
   tisCap: number | null;
+  entropyRatioClip: readonly [number, number] | null;
 }
 
 const COMMON_KEYS = [
@@ -69,6 +76,7 @@ const COMMON_KEYS = [
   "klCoeff",
   "entropyCoeff",
   "tisCap",
+  "entropyRatioClip",
 ] as const;
 const CLIP_KEYS = ["epsLow", "epsHigh", "clipRatioC"] as const;
 
@@ -166,6 +174,17 @@ export function resolvePolicyLossConfig(name: string, cfg: PolicyLossConfig = {}
     );
   }
 
+  const entropyRatioClip = cfg.entropyRatioClip ?? null;
+  if (entropyRatioClip !== null) {
+    const [low, high] = entropyRatioClip;
+    if (!(Number.isFinite(low) && Number.isFinite(high) && low > 0 && low < 1 && high > 1)) {
+      throw new ConfigError(
+        `${loss}: entropyRatioClip = [${low}, ${high}] must satisfy 0 < low < 1 < high`,
+        "use [0.95, 1.05] (the ERC paper), or null to turn it off",
+      );
+    }
+  }
+
   return {
     epsLow,
     epsHigh,
@@ -178,5 +197,6 @@ export function resolvePolicyLossConfig(name: string, cfg: PolicyLossConfig = {}
     klCoeff,
     entropyCoeff,
     tisCap,
+    entropyRatioClip,
   };
 }

@@ -64,6 +64,8 @@ export interface PolicyLossInput {
   globalSeqCount?: number;
   /** log-probs reported by the sampler that generated the tokens; needed only when tisCap is set. */
   rolloutLogp?: TokenValues;
+  /** Per-token entropy of π_old, stored with oldLogp; needed only for entropyRatioClip (ERC). */
+  oldEntropy?: TokenValues;
 }
 
 export interface PolicyLossMetrics {
@@ -93,6 +95,8 @@ export interface PolicyLossMetrics {
   sequences: number;
   /** Mean truncated-IS weight min(π_old/π_rollout, tisCap) over active tokens; 1 when TIS is off. */
   tisWeightMean: number;
+  /** Fraction of active tokens whose policy gradient ERC removed; 0 when ERC is off. */
+  entropyRatioClipFrac: number;
 }
 
 export interface PolicyLossResult {
@@ -190,6 +194,34 @@ function truncatedIsWeights(
   return weights;
 }
 
+/** 1 where ERC keeps the token's policy gradient (H_θ/H_old inside the open interval), or null when off. */
+function entropyRatioKeep(
+  input: PolicyLossInput,
+  bounds: readonly [number, number] | null,
+  mask: Uint8Array,
+  layout: TokenLayout,
+): Uint8Array | null {
+  if (bounds === null) return null;
+  if (input.entropy === undefined || input.oldEntropy === undefined) {
+    throw new KlearError(
+      "MISSING_INPUT",
+      "entropyRatioClip is set but entropy or oldEntropy is missing",
+      "store π_old's per-token entropy with the old log-probs and pass both entropy and oldEntropy",
+    );
+  }
+  const entropy = flattenTokens(input.entropy, layout, "entropy");
+  const oldEntropy = flattenTokens(input.oldEntropy, layout, "oldEntropy");
+  requireFinite(oldEntropy, mask, layout, "oldEntropy");
+  const keep = new Uint8Array(layout.tokens);
+  for (let k = 0; k < keep.length; k++) {
+    if (!mask[k]) continue;
+    // +1e-8 on both sides as ERC does, so zero-entropy (deterministic) positions give a ratio of 1.
+    const rho = (entropy[k] + 1e-8) / (oldEntropy[k] + 1e-8);
+    keep[k] = rho > bounds[0] && rho < bounds[1] ? 1 : 0;
+  }
+  return keep;
+}
+
 /**
  * Builds a policy loss by name, e.g. `policyLoss("gppo", { epsLow: 0.2, epsHigh: 0.28, clipRatioC: 10 })`.
  * Losses: gppo (β1, β2 general form; β1=β2=1 is the paper's), gppo-only-high, ppo-clip, dual-clip,
@@ -219,6 +251,8 @@ export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLoss
     const lossRatios = sequenceLevel ? sequenceRatios(logp, oldLogp, mask, layout) : null;
     const tis = truncatedIsWeights(input, resolved.tisCap, oldLogp, mask, layout);
     let tisSum = 0;
+    const ercKeep = entropyRatioKeep(input, resolved.entropyRatioClip, mask, layout);
+    let ercClipped = 0;
 
     const dLogp = new Float64Array(layout.tokens);
     const values = new Float64Array(layout.tokens);
@@ -247,7 +281,12 @@ export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLoss
       tisSum += tisWeight;
       values[k] = term.value * tisWeight;
       // `+ 0` turns −0 into +0, so a zero gradient compares equal to 0 everywhere.
-      dLogp[k] = scales[k] * (-adv[k] * term.weight * tisWeight) + 0;
+      let weight = term.weight * tisWeight;
+      if (ercKeep !== null && !ercKeep[k]) {
+        weight = 0;
+        ercClipped++;
+      }
+      dLogp[k] = scales[k] * (-adv[k] * weight) + 0;
       if (term.region === REGION_HIGH) high++;
       else if (term.region === REGION_LOW) low++;
       else if (term.region === REGION_DUAL) dual++;
@@ -327,6 +366,7 @@ export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLoss
         tokens: active,
         sequences,
         tisWeightMean: active > 0 ? tisSum / active : 1,
+        entropyRatioClipFrac: frac(ercClipped),
       },
     };
   };

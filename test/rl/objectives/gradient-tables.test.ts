@@ -158,6 +158,25 @@ describe("per-region gradient tables (hand-computed, A ∈ {+2, −3})", () => {
     assert.throws(() => policyLoss("gppo", { tisCap: 0 }), /tisCap = 0 must be > 0/);
   });
 
+  test("ERC removes the policy gradient of tokens whose entropy ratio leaves (0.95, 1.05)", () => {
+    const loss = policyLoss("gppo", { entropyRatioClip: [0.95, 1.05] });
+    const out = loss({
+      logp: [0, 0, 0],
+      oldLogp: [0, 0, 0],
+      advantages: [1, 1, 1],
+      entropy: [1.0, 1.2, 0.9],
+      oldEntropy: [1.0, 1.0, 1.0],
+    });
+    assert.deepEqual(Array.from(out.dLogp), [-1 / 3, 0, 0]);
+    assert.ok(Math.abs(out.loss - -1) < 1e-12); // values are kept
+    assert.ok(Math.abs(out.metrics.entropyRatioClipFrac - 2 / 3) < 1e-12);
+    assert.throws(
+      () => loss({ logp: [0], oldLogp: [0], advantages: [1] }),
+      /entropy or oldEntropy is missing/,
+    );
+    assert.throws(() => policyLoss("gppo", { entropyRatioClip: [1.05, 0.95] }), /0 < low < 1 < high/);
+  });
+
   test("boundaries are strict: δ exactly 1−ε_l or 1+ε_h is unclipped", () => {
     const loss = policyLoss("gppo", { epsLow: 0.25, epsHigh: 0.25, clipRatioC: 4 });
     // 0.75, 1.25 and 4 are exact in binary, so exp(log(x)) round-trips near enough: use oldLogp instead.

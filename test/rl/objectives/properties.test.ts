@@ -41,6 +41,8 @@ test("no NaN or Inf for extreme ratios and advantages; masked tokens get exactly
           klEstimator,
           klCoeff: 0.1,
           entropyCoeff: 0.01,
+          tisCap: 2,
+          entropyRatioClip: [0.95, 1.05],
         });
         // Masked positions may hold anything (padding); use NaN and −Infinity to prove they are never read.
         const pad = (v: number, active: boolean) => (active || !garbageInMaskedTokens ? v : Number.NaN);
@@ -52,6 +54,9 @@ test("no NaN or Inf for extreme ratios and advantages; masked tokens get exactly
           refLogp: rows.map((r) => r.tokens.map((t) => pad(t.refLogp, t.active))),
           rolloutLogp: rows.map((r) => r.tokens.map((t) => pad(t.refLogp, t.active))),
           entropy: rows.map((r) => r.tokens.map((t) => pad(t.entropy, t.active))),
+          oldEntropy: rows.map((r) =>
+            r.tokens.map((t) => pad(t.refLogp < -5e3 ? 0 : t.entropy * 1.02, t.active)),
+          ),
           mask: rows.map((r) => r.tokens.map((t) => t.active)),
           advantages: rows.map((r) => r.advantage),
         });
