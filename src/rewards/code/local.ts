@@ -51,7 +51,7 @@ export function fnNameFromStarter(starterCode: string | undefined): string | und
 export interface LocalSandboxOptions {
   /** "bwrap" (default) isolates; "unsafe-none" runs the harness directly (trusted code only). */
   isolation?: "bwrap" | "unsafe-none";
-  /** First uid of this executor's worker slots (slot k runs as uidBase + k); only used as root. */
+  /** First uid of this executor's worker slots (slot k runs as uidBase + k, k < 64); only used as root. */
   uidBase?: number;
   /** Size of the sandbox's private /tmp (MiB). Default 64. */
   tmpfsMb?: number;
@@ -87,7 +87,9 @@ export class LocalCodeExecutor implements CodeExecutor {
     this.name = this.isolation === "bwrap" ? "bwrap" : "unsafe-none";
     // Distinct uids per process and per executor, so that RLIMIT_NPROC (counted per uid across the
     // whole machine) of one run never throttles another.
-    this.uidBase = opts.uidBase ?? 61000 + (process.pid % 1000) * 32 + 8 * (nextUidBlock++ % 4);
+    // The range sits far above login users and the usual /etc/subuid ranges (100000+), whose processes
+    // would otherwise share the limit: 256 uids per process (by pid), 64 per executor.
+    this.uidBase = opts.uidBase ?? 1_000_000_000 + (process.pid % 100_000) * 256 + 64 * (nextUidBlock++ % 4);
     this.opts = {
       tmpfsMb: opts.tmpfsMb ?? 64,
       maxProcesses: opts.maxProcesses ?? 64,
@@ -203,16 +205,10 @@ export class LocalCodeExecutor implements CodeExecutor {
     slot: number,
   ): Promise<CodeRunResult> {
     const limits = resolveLimits(limitsIn);
-    if (tests.length === 0) return { passed: true, passRate: 1, verdicts: [] };
+    const invalid = checkTests(tests, limits);
+    if (invalid) return invalid;
     const mode = tests[0].testtype;
     const fnName = limits.fnName || fnNameFromStarter(limits.starterCode);
-    if (mode === "functional" && !fnName) {
-      return failAll(
-        tests,
-        "sandbox_error",
-        "functional tests need fn_name or starter code with a `def name(self, ...)`",
-      );
-    }
     const argv = this.commandFor(limits, tests.length, slot);
     const request = {
       code,
@@ -240,6 +236,29 @@ export function resolveLimits(l: CodeRunLimits): Required<CodeRunLimits> {
   };
 }
 
+/**
+ * Problems with the tests themselves, before anything runs. No tests is never a pass (a reward of 1 for
+ * an empty test list would be free reward), and one sandbox runs one test type.
+ */
+export function checkTests(
+  tests: readonly CodeTest[],
+  limits: Required<CodeRunLimits>,
+): CodeRunResult | null {
+  if (tests.length === 0) return { passed: false, passRate: 0, verdicts: [] };
+  const mode = tests[0].testtype;
+  if (tests.some((t) => t.testtype !== mode)) {
+    return failAll(tests, "sandbox_error", "a solution's tests must all have the same testtype");
+  }
+  if (mode === "functional" && !(limits.fnName || fnNameFromStarter(limits.starterCode))) {
+    return failAll(
+      tests,
+      "sandbox_error",
+      "functional tests need fn_name or starter code with a `def name(self, ...)`",
+    );
+  }
+  return null;
+}
+
 export function failAll(
   tests: readonly CodeTest[],
   status: CodeVerdict["status"],
@@ -250,7 +269,7 @@ export function failAll(
 
 export function summarise(verdicts: CodeVerdict[], total: number): CodeRunResult {
   const passes = verdicts.filter((v) => v.status === "pass").length;
-  return { passed: total > 0 ? passes === total : true, passRate: total > 0 ? passes / total : 1, verdicts };
+  return { passed: total > 0 && passes === total, passRate: total > 0 ? passes / total : 0, verdicts };
 }
 
 interface HarnessReport {

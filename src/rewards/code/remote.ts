@@ -2,7 +2,15 @@ import { readFileSync } from "node:fs";
 import { sleep } from "../../util/concurrency.js";
 import { ConfigError } from "../../util/errors.js";
 import { clip } from "./compare.js";
-import { failAll, fnNameFromStarter, judgeReport, locateHarness, resolveLimits, summarise } from "./local.js";
+import {
+  checkTests,
+  failAll,
+  fnNameFromStarter,
+  judgeReport,
+  locateHarness,
+  resolveLimits,
+  summarise,
+} from "./local.js";
 import type { CodeExecutor, CodeRunLimits, CodeRunResult, CodeTest, CodeVerdict } from "./types.js";
 
 export interface SandboxFusionOptions {
@@ -60,16 +68,10 @@ export class SandboxFusionClient implements CodeExecutor {
     _slot: number,
   ): Promise<CodeRunResult> {
     const limits = resolveLimits(limitsIn);
-    if (tests.length === 0) return { passed: true, passRate: 1, verdicts: [] };
+    const invalid = checkTests(tests, limits);
+    if (invalid) return invalid;
     const mode = tests[0].testtype;
     const fnName = limits.fnName || fnNameFromStarter(limits.starterCode);
-    if (mode === "functional" && !fnName) {
-      return failAll(
-        tests,
-        "sandbox_error",
-        "functional tests need fn_name or starter code with a `def name(self, ...)`",
-      );
-    }
     const request = {
       code,
       mode,

@@ -25,7 +25,7 @@ export interface CodeVerdict {
 }
 
 export interface CodeRunResult {
-  /** Every test ran and passed. */
+  /** Every test ran and passed (never true for an empty test list). */
   passed: boolean;
   /** Passed tests over all tests given (tests not run after a stop count as failed). */
   passRate: number;

@@ -116,3 +116,13 @@ test("without bubblewrap the runner refuses, naming the package; unsafe-none run
   const r = await unsafe.runSolution("print(input())", [stdin("hi", "hi")], {}, 0);
   assert.equal(r.passed, true);
 });
+
+test("no tests is never a pass; mixed test types and a missing method name are sandbox errors", async () => {
+  const none = await runCodeTests("print(1)", []);
+  assert.equal(none.passed, false);
+  assert.equal(none.passRate, 0);
+  const mixed = await runCodeTests("print(1)", [stdin("", "1"), fn("1", "1")]);
+  assert.equal(mixed.verdicts[0].status, "sandbox_error");
+  const noName = await runCodeTests("class Solution: pass", [fn("1", "1")]);
+  assert.match(noName.verdicts[0].detail ?? "", /fn_name or starter code/);
+});
