@@ -181,6 +181,11 @@ export class DynamicSampler<T> {
     return this.cfg.trainBatchPrompts * this.cfg.responsesPerPrompt;
   }
 
+  /** Prompts to sample for the next generation batch (over-sampled: e.g. 256 to fill 128). */
+  get promptsPerGeneration(): number {
+    return this.cfg.genBatchPrompts;
+  }
+
   /** Records one generation batch's surviving trajectories. */
   add(kept: readonly T[]): void {
     this.genBatches++;

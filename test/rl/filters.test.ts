@@ -47,6 +47,8 @@ describe("dynamic sampling refill", () => {
   };
   test("enough survivors: train on the first target trajectories (prefix slice)", () => {
     const s = new DynamicSampler<number>(cfg);
+    assert.equal(s.promptsPerGeneration, 4);
+    assert.equal(s.targetTrajectories, 4);
     s.add([0, 1, 2, 3, 4, 5]);
     assert.deepEqual(s.next(), {
       action: "train",

@@ -280,12 +280,12 @@ export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLoss
       const tisWeight = tis === null ? 1 : tis[k];
       tisSum += tisWeight;
       values[k] = term.value * tisWeight;
-      // `+ 0` turns −0 into +0, so a zero gradient compares equal to 0 everywhere.
       let weight = term.weight * tisWeight;
       if (ercKeep !== null && !ercKeep[k]) {
         weight = 0;
         ercClipped++;
       }
+      // `+ 0` turns −0 into +0, so a zero gradient compares equal to 0 everywhere.
       dLogp[k] = scales[k] * (-adv[k] * weight) + 0;
       if (term.region === REGION_HIGH) high++;
       else if (term.region === REGION_LOW) low++;
