@@ -362,7 +362,7 @@ function driveHarness(
     const verdicts: CodeVerdict[] = [];
     let settled = false;
     let stderrTail = "";
-    let buf = "";
+    const pending: string[] = [];
     let protocolBytes = 0;
     let closed = false;
     let result: CodeRunResult | null = null;
@@ -446,12 +446,17 @@ function driveHarness(
         finish({ status: "sandbox_error", detail: "the harness wrote more than its protocol allows" });
         return;
       }
-      buf += d;
-      let nl = buf.indexOf("\n");
+      // Only the new chunk is searched for line ends: a report line can be megabytes long.
+      let from = 0;
+      let nl = d.indexOf("\n");
+      if (nl < 0) pending.push(d);
       while (nl >= 0 && !settled) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        nl = buf.indexOf("\n");
+        pending.push(d.slice(from, nl));
+        const line = pending.join("");
+        pending.length = 0;
+        from = nl + 1;
+        nl = d.indexOf("\n", from);
+        if (nl < 0 && from < d.length) pending.push(d.slice(from));
         let msg: HarnessReport & { done?: boolean };
         try {
           msg = JSON.parse(line);
