@@ -11,12 +11,12 @@ export const DemoConfigSchema = z.strictObject({
   seed: z.number().int().default(0).describe("seeds model init, data order, the held-out split and sampling"),
   model: z
     .strictObject({
-      hiddenSize: z.number().int().positive().default(64).describe("d_model"),
+      hiddenSize: z.number().int().positive().default(96).describe("d_model"),
       numHiddenLayers: z.number().int().positive().default(2).describe("transformer blocks"),
       numAttentionHeads: z.number().int().positive().default(4).describe("query heads"),
       numKeyValueHeads: z.number().int().positive().default(2).describe("key/value heads (GQA groups)"),
       headDim: z.number().int().positive().default(16).describe("per-head width"),
-      intermediateSize: z.number().int().positive().default(192).describe("SwiGLU hidden width"),
+      intermediateSize: z.number().int().positive().default(256).describe("SwiGLU hidden width"),
       tieWordEmbeddings: z.boolean().default(true).describe("share input and output embeddings"),
     })
     .prefault({})

@@ -262,6 +262,7 @@ async function train(
 
   if (resumeFrom) {
     model = (await loadModel(resumeFrom.path)).model;
+    log(describeModel(model, config));
     const statePath = join(resumeFrom.path, TRAINER_STATE);
     if (!existsSync(statePath)) {
       throw new KlearError(
@@ -278,6 +279,7 @@ async function train(
     truncateMetricsAfter(paths, -1);
     db.deleteAfterStep(-1);
     model = Qwen3Model.create(modelConfig, { seed: config.seed });
+    log(describeModel(model, config));
     const before = evaluateArithmetic(model, tokenizer, split.test, evalOpts);
     db.addSamples(sampleRecords(0, "eval", before.records));
     appendMetrics(paths, { step: 0, phase: "eval-before", heldOutAccuracy: before.accuracy });
@@ -373,15 +375,15 @@ async function train(
     `loss: first ${fmt(state.firstLoss)} → last ${fmt(lastLoss)} over ${state.step} steps (${trainSeconds.toFixed(1)} s)`,
   );
   // Evaluate the checkpoint as written to disk, so what is measured is what a user gets.
-  const reloaded = (await loadModel(checkpoint)).model;
-  const after = evaluateArithmetic(reloaded, tokenizer, split.test, evalOpts);
+  const { model: reloaded, tokenizer: savedTokenizer } = await loadModel(checkpoint);
+  const after = evaluateArithmetic(reloaded, savedTokenizer, split.test, evalOpts);
   db.addSamples(sampleRecords(state.step, "eval", after.records));
   appendMetrics(paths, { step: state.step, phase: "eval-after", heldOutAccuracy: after.accuracy });
   log(`held-out accuracy after training: ${fmt(after.accuracy)} (before: ${fmt(state.accuracyBefore)})`);
 
   const shown = split.test.slice(0, config.eval.showSamples);
   if (shown.length > 0) {
-    const samples = evaluateArithmetic(reloaded, tokenizer, shown, {
+    const samples = evaluateArithmetic(reloaded, savedTokenizer, shown, {
       ...evalOpts,
       temperature: config.eval.showTemperature,
       seed: config.seed,
@@ -408,6 +410,16 @@ async function train(
   };
   atomicWriteJsonSync(join(paths.dir, "result.json"), result);
   return result;
+}
+
+function describeModel(model: Qwen3Model, config: DemoConfig): string {
+  const c = model.config;
+  const layers = `${c.numHiddenLayers} layer${c.numHiddenLayers === 1 ? "" : "s"}`;
+  return (
+    `model: Qwen3, ${layers}, d_model ${c.hiddenSize}, ${c.numAttentionHeads}/${c.numKeyValueHeads} q/kv heads, ` +
+    `${(model.parameterCount() / 1e6).toFixed(2)}M parameters, vocab ${c.vocabSize}; ` +
+    `training ${config.train.steps} steps × ${config.train.batchSize} problems`
+  );
 }
 
 function lastLoggedLoss(paths: RunPaths): number | null {
