@@ -63,14 +63,14 @@ class Comparer {
     }
 
     if (g.k === "set") {
-      const gi = dedupe(g.items);
+      const gi = this.dedupeValues(g.items);
       // A set is not answered by a tuple: {1,2} vs (1,2) is a hard negative.
-      if (p.k === "set") return this.unorderedEqual(gi, dedupe(p.items));
+      if (p.k === "set") return this.unorderedEqual(gi, this.dedupeValues(p.items));
       if (gi.length === 1) return this.equal(gi[0], p);
       return false;
     }
     if (p.k === "set") {
-      const pi = dedupe(p.items);
+      const pi = this.dedupeValues(p.items);
       if (g.k === "tuple") return this.orderedEqual(g.items, pi);
       if (g.k === "interval" && g.loOpen && g.hiOpen) return this.orderedEqual([g.lo, g.hi], pi);
       if (pi.length === 1) return this.equal(g, pi[0]);
@@ -108,6 +108,13 @@ class Comparer {
     if (g.k === "word" || p.k === "word") return wordEqual(g, p);
     if (!isScalar(g) || !isScalar(p)) return false;
     return this.scalarEqual(g, p);
+  }
+
+  /** Set members equal in value collapse, as in a sympy FiniteSet ({2½, 5/2} has one member). */
+  private dedupeValues(items: MathNode[]): MathNode[] {
+    const out: MathNode[] = [];
+    for (const it of dedupe(items)) if (!out.some((o) => this.equal(o, it))) out.push(it);
+    return out;
   }
 
   private orderedEqual(a: MathNode[], b: MathNode[]): boolean {

@@ -29,9 +29,15 @@ export interface Extraction {
   raw: string | null;
   /** Multiple-choice answers: the letter chosen (lowercased when asked). */
   choice?: string;
+  /**
+   * The normalised text of the first span tried, which Math-Verify's verify() also compares as a plain
+   * string (so `$\\boxed{10}$ percent` still matches gold `10`, and unparsable answers can match verbatim).
+   */
+  text: string | null;
 }
 
 interface Candidate {
+  kind: "latex" | "expr" | "string";
   start: number;
   end: number;
   priority: number;
@@ -307,6 +313,7 @@ function latexCandidates(
   anchors: number[],
 ): Candidate[] {
   const out: Candidate[] = [];
+  const kind = "latex";
   const malformed = t.malformedOperators !== false;
   const envGroups = groupEnvs(text, findLatexEnvs(text, budget), false);
   for (const g of envGroups) {
@@ -319,8 +326,8 @@ function latexCandidates(
     };
     const raw = g.length === 1 ? g[0].content.trim() : groupText(text, g);
     const pr = anchorPriority(text, start, end, anchors);
-    if (pr !== null) out.push({ start, end, priority: pr, raw, convert });
-    if (t.tryExtractWithoutAnchor !== false) out.push({ start, end, priority: 300, raw, convert });
+    if (pr !== null) out.push({ kind, start, end, priority: pr, raw, convert });
+    if (t.tryExtractWithoutAnchor !== false) out.push({ kind, start, end, priority: 300, raw, convert });
   }
   // A bare \frac{a}{b} of numbers outside any environment is also a LaTeX answer.
   if (t.tryExtractWithoutAnchor !== false) {
@@ -330,6 +337,7 @@ function latexCandidates(
       const inEnv = envGroups.some((g) => g[0].start <= m.index && m.index < g[g.length - 1].end);
       if (inEnv) continue;
       out.push({
+        kind,
         start: m.index,
         end: m.index + raw.length,
         priority: 300,
@@ -343,6 +351,7 @@ function latexCandidates(
     for (const g of groupEnvs(text, findBoxed(text, budget), true)) {
       const raw = g.length === 1 ? g[0].content.trim() : g.map((e) => e.content.trim()).join(", ");
       out.push({
+        kind,
         start: g[0].start,
         end: g[g.length - 1].end,
         priority: boxedPriority,
@@ -361,6 +370,7 @@ function exprCandidates(
   anchors: number[],
 ): Candidate[] {
   const out: Candidate[] = [];
+  const kind = "expr";
   EXPR_RE.lastIndex = 0;
   for (let m = EXPR_RE.exec(text); m; m = EXPR_RE.exec(text)) {
     budget.step();
@@ -373,8 +383,8 @@ function exprCandidates(
       return memo;
     };
     const pr = anchorPriority(text, start, end, anchors);
-    if (pr !== null) out.push({ start, end, priority: pr, raw, convert });
-    if (t.tryExtractWithoutAnchor !== false) out.push({ start, end, priority: 300, raw, convert });
+    if (pr !== null) out.push({ kind, start, end, priority: pr, raw, convert });
+    if (t.tryExtractWithoutAnchor !== false) out.push({ kind, start, end, priority: 300, raw, convert });
   }
   return out;
 }
@@ -395,11 +405,11 @@ function stringCandidates(
     const end = m.index + m[0].length;
     const convert = (): MathNode => ({ k: "word", text: choice.toLowerCase() });
     const pr = anchorPriority(text, start, end, anchors);
-    if (pr !== null) out.push({ start, end, priority: pr, raw: letter, convert, choice });
+    if (pr !== null) out.push({ start, end, priority: pr, raw: letter, convert, choice, kind: "string" });
     // A letter opening the response ("A. Because …") is an answer too.
-    if (start === 0) out.push({ start, end, priority: 250, raw: letter, convert, choice });
+    if (start === 0) out.push({ start, end, priority: 250, raw: letter, convert, choice, kind: "string" });
     if (t.tryExtractWithoutAnchor !== false)
-      out.push({ start, end, priority: 300, raw: letter, convert, choice });
+      out.push({ start, end, priority: 300, raw: letter, convert, choice, kind: "string" });
   }
   return out;
 }
@@ -413,14 +423,34 @@ export function extractWithTargets(text: string, targets: MathTarget[], budget: 
     else cands.push(...stringCandidates(text, t, anchors));
   }
   const priorities = [...new Set(cands.map((c) => c.priority))].sort((a, b) => a - b);
-  let fallback: string | null = null;
+  let first: Candidate | null = null;
   for (const pr of priorities) {
     const group = cands.filter((c) => c.priority === pr).sort((a, b) => b.end - a.end || a.start - b.start);
     for (const c of group) {
-      fallback ??= c.raw;
+      first ??= c;
       const node = c.convert();
-      if (node) return { node, raw: c.raw, choice: c.choice };
+      if (node) return { node, raw: c.raw, choice: c.choice, text: candidateText(first, budget) };
     }
   }
-  return { node: null, raw: fallback };
+  return { node: null, raw: first?.raw ?? null, text: first ? candidateText(first, budget) : null };
+}
+
+function candidateText(c: Candidate, budget: Budget): string {
+  budget.step(16 + (c.raw.length >> 3));
+  if (c.kind === "string") return c.raw;
+  if (c.kind === "expr") {
+    return c.raw
+      .replace(/^[$€£]\s?/, "")
+      .replace(/\s*(?:%|percent|pct)$/, "")
+      .replace(/(?<![\d,.])[1-9]\d{0,2}(?:[, ]\d{3})+(?![\d,])/g, (m) => m.replace(/[, ]/g, ""))
+      .replace(/(\d),(\d+)/g, "$1.$2")
+      .replace(/^(-?)0+(?=\d)/, "$1")
+      .trim();
+  }
+  let s = c.raw;
+  const bx = /^\\(?:boxed|fbox)\s*\{/.exec(s.trim());
+  if (bx) s = s.trim().slice(bx[0].length, s.trim().endsWith("}") ? -1 : undefined);
+  return normalizeLatex(s)
+    .replace(/[.,;:\s]+$/, "")
+    .trim();
 }

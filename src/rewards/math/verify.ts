@@ -79,6 +79,9 @@ export function extractMathAnswer(
   }
 }
 
+const sameText = (a: string | null, b: string | null) =>
+  !!a && !!b && a.trim() !== "" && a.trim() === b.trim();
+
 const looksWrapped = (s: string) => /\$|\\boxed|\\fbox|\\\[|\\\(/.test(s);
 
 function extractGold(gold: string, opts: VerifyMathOptions, budget: Budget): Extraction {
@@ -130,6 +133,8 @@ export function verifyMath(gold: string, response: string, opts: VerifyMathOptio
     const p = extractWithTargets(text, opts.predTargets ?? DEFAULT_TARGETS, budget);
     extractedPred = p.raw;
     if (!p.node) {
+      if (sameText(g.text, p.text))
+        return { correct: true, extractedGold, extractedPred, reason: "same answer text" };
       return {
         correct: false,
         extractedGold,
@@ -147,7 +152,11 @@ export function verifyMath(gold: string, response: string, opts: VerifyMathOptio
       },
       budget,
     );
-    return { correct, extractedGold, extractedPred, reason: correct ? "equivalent" : "not equivalent" };
+    if (correct) return { correct, extractedGold, extractedPred, reason: "equivalent" };
+    // Math-Verify also compares the extracted strings themselves.
+    if (sameText(g.text, p.text))
+      return { correct: true, extractedGold, extractedPred, reason: "same answer text" };
+    return { correct, extractedGold, extractedPred, reason: "not equivalent" };
   } catch (e) {
     if (e instanceof BudgetExceeded) {
       return {
