@@ -53,6 +53,8 @@ export interface DataManifest {
   command: string;
   createdAt: string;
   durationSec: number;
+  /** CPU seconds (user + system) the process has used so far. */
+  cpuSec: number;
   /** Peak resident memory of the process so far (MB), to show the run stayed bounded. */
   peakRssMb: number;
   parameters: Record<string, unknown>;
@@ -192,6 +194,7 @@ async function filterRows(
     command,
     createdAt: new Date().toISOString(),
     durationSec: (Date.now() - started) / 1000,
+    cpuSec: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
     peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
     parameters,
     inputs: hashed.map((h, i) => ({ ...h, rows: perInputRows.get(inputs[i]) ?? 0 })),
