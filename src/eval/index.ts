@@ -10,6 +10,7 @@ export {
   type OpenAIGeneratorOptions,
 } from "./generator.js";
 export { defaultHubCacheDir, type HubOptions, hubDatasetFile } from "./hub.js";
+export { LocalEngineGenerator } from "./local-generator.js";
 export {
   defaultKs,
   estimateMean,

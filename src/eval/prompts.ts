@@ -1,5 +1,5 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { applyChatTemplate, loadTokenizer, type Tokenizer } from "../model/index.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 import type { EvalProblem } from "./registry.js";
 
@@ -64,47 +64,37 @@ export function buildMessages(problem: EvalProblem, mathTemplate = "r1"): EvalCh
 }
 
 /**
- * Renders messages through a model's own chat template (tokenizer_config.json `chat_template`, Jinja)
- * with the generation prompt appended, for raw /v1/completions and the local engine.
+ * Renders messages through a model's own chat template (tokenizer_config.json `chat_template` or
+ * chat_template.jinja, via src/model's tokenizer loader) with the generation prompt appended, for raw
+ * /v1/completions requests.
  */
 export class ChatTemplate {
-  private constructor(
-    private readonly render: (vars: Record<string, unknown>) => string,
-    private readonly vars: Record<string, unknown>,
-  ) {}
+  private constructor(private readonly tokenizer: Tokenizer) {}
 
-  /** `path`: a model folder or its tokenizer_config.json. */
-  static async load(path: string): Promise<ChatTemplate> {
-    const file =
-      existsSync(path) && statSync(path).isDirectory() ? join(path, "tokenizer_config.json") : path;
-    if (!existsSync(file)) {
-      throw new ConfigError(`no tokenizer config at ${file}`, "point --chat-template at the model folder");
+  /** `dir`: a model folder (tokenizer.json, tokenizer_config.json, maybe chat_template.jinja). */
+  static async load(dir: string): Promise<ChatTemplate> {
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      throw new ConfigError(
+        `--chat-template ${dir} is not a folder`,
+        "point it at the model folder (with tokenizer.json)",
+      );
     }
-    const cfg = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-    let tpl = cfg.chat_template;
-    if (Array.isArray(tpl)) tpl = (tpl.find((t) => t?.name === "default") ?? tpl[0])?.template;
-    if (typeof tpl !== "string") {
+    const tokenizer = await loadTokenizer(dir);
+    if (!tokenizer.chatTemplate) {
       throw new KlearError(
         "NO_CHAT_TEMPLATE",
-        `${file} has no chat_template`,
+        `${dir} has no chat template`,
         "use --api chat so the server applies its template, or a model folder with a chat template",
       );
     }
-    const { Template } = await import("@huggingface/jinja");
-    const t = new Template(tpl);
-    const tokenText = (v: unknown) =>
-      typeof v === "string"
-        ? v
-        : typeof v === "object" && v !== null
-          ? String((v as { content?: string }).content)
-          : "";
-    return new ChatTemplate((vars) => t.render(vars), {
-      bos_token: tokenText(cfg.bos_token),
-      eos_token: tokenText(cfg.eos_token),
-    });
+    return new ChatTemplate(tokenizer);
   }
 
   apply(messages: EvalChatMessage[]): string {
-    return this.render({ ...this.vars, messages, add_generation_prompt: true });
+    return applyChatTemplate(
+      this.tokenizer,
+      messages.map((m) => ({ role: m.role, content: m.content })),
+      { addGenerationPrompt: true },
+    );
   }
 }

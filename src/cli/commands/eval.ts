@@ -9,6 +9,7 @@ import {
   getBenchmark,
   importResponses,
   type LoadedBenchmark,
+  LocalEngineGenerator,
   loadBenchmark,
   OpenAIGenerator,
 } from "../../eval/index.js";
@@ -18,18 +19,21 @@ import { ConfigError } from "../../util/errors.js";
 export const summary =
   "evaluate a model on AIME/HMMT/MATH-500/LiveCodeBench (resumable; results.json + report.html)";
 
-const HELP = `usage: klear eval --bench NAME[,NAME…] --out DIR (--endpoint URL --model NAME | --responses FILE.jsonl) [options]
+const HELP = `usage: klear eval --bench NAME[,NAME…] --out DIR (--endpoint URL --model NAME | --model-dir DIR | --responses FILE.jsonl) [options]
 
 benchmarks: aime24, aime25, hmmt_feb_2025, math500, amc23, gsm8k, livecodebench, livecodebench_v5, livecodebench_v6
   --data PATH             a benchmark file, or a folder holding it (else: the Hugging Face hub, cached)
   --cache-dir DIR         hub cache (default $KLEAR_CACHE/hub or ~/.cache/klear/hub; HF_ENDPOINT, HF_TOKEN honoured)
   --limit N               only the first N problems of each benchmark
 
+generation, local engine (small checkpoints on this machine):
+  --model-dir DIR         an HF-style Qwen3 checkpoint folder (config.json, safetensors, tokenizer)
+
 generation (OpenAI-compatible server: vLLM, SGLang, …):
   --endpoint URL          server base URL; repeat or comma-separate to load-balance over several
   --model NAME            model name the server serves
   --api chat|completions  chat (server applies the chat template, default) or completions (needs --chat-template)
-  --chat-template PATH    model folder or tokenizer_config.json whose chat template renders prompts
+  --chat-template DIR     model folder whose chat template renders prompts (with --api completions)
   --api-key KEY           default $OPENAI_API_KEY
   --n K                   samples per problem (default: 64 AIME/HMMT, 8 LiveCodeBench, …)
   --temperature T         default 0.6
@@ -131,13 +135,13 @@ export async function run(argv: string[]): Promise<number> {
   if (!values.responses && !endpoints.length && !values["model-dir"]) {
     throw new ConfigError(
       "nothing to generate with",
-      "pass --endpoint URL --model NAME (an OpenAI-compatible server), or --responses FILE.jsonl to score offline",
+      "pass --endpoint URL --model NAME (a server), --model-dir DIR (the local engine) or --responses FILE.jsonl",
     );
   }
-  if (values["model-dir"]) {
+  if (values["model-dir"] && (endpoints.length || values.responses)) {
     throw new ConfigError(
-      "--model-dir (the local engine) is not available in this build",
-      "serve the model with vLLM or SGLang and pass --endpoint URL --model NAME",
+      "--model-dir runs the local engine",
+      "pass only one of --model-dir, --endpoint, --responses",
     );
   }
 
@@ -176,6 +180,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     n ??= Math.max(1, imported.maxPerProblem);
     if (!values.model) model = `responses:${values.responses}`;
+  } else if (values["model-dir"]) {
+    generator = await LocalEngineGenerator.load(values["model-dir"]);
+    model = values.model ?? values["model-dir"];
   } else {
     if (!values.model)
       throw new ConfigError("--model is required with --endpoint", "pass the served model's name");
