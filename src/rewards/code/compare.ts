@@ -190,13 +190,13 @@ export function reviveHarnessValue(v: unknown): PyValue {
   return v as PyValue;
 }
 
-const DECIMAL_RE =
-  /^[+-]?(?:(?:\d(?:_?\d)*(?:\.(?:\d(?:_?\d)*)?)?|\.\d(?:_?\d)*)(?:[eE][+-]?\d(?:_?\d)*)?|inf(?:inity)?|s?nan\d*)$/i;
+const DECIMAL_RE = /^[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|s?nan\d*)$/i;
 
 /** A Python Decimal reduced to a canonical form so that equal values compare equal as strings. */
 function canonicalDecimal(token: string): string | null {
-  if (!DECIMAL_RE.test(token)) return null;
+  // CPython's Decimal drops every underscore before parsing ("1__0" is 10, "_1" is 1).
   const t = token.replace(/_/g, "").toLowerCase();
+  if (!DECIMAL_RE.test(t)) return null;
   const neg = t.startsWith("-");
   const body = t.replace(/^[+-]/, "");
   if (body.startsWith("inf")) return neg ? "-inf" : "inf";
@@ -215,8 +215,8 @@ function canonicalDecimal(token: string): string | null {
 }
 
 function decimalsEqual(a: string, b: string): boolean {
-  const ta = a.split(/\s+/).filter(Boolean);
-  const tb = b.split(/\s+/).filter(Boolean);
+  const ta = a.split(PY_WHITESPACE).filter(Boolean);
+  const tb = b.split(PY_WHITESPACE).filter(Boolean);
   const ca = ta.map(canonicalDecimal);
   if (ca.some((x) => x === null)) return false;
   const cb = tb.map(canonicalDecimal);
@@ -224,7 +224,8 @@ function decimalsEqual(a: string, b: string): boolean {
   return ca.length === cb.length && ca.every((x, k) => x !== "nan" && x === cb[k]);
 }
 
-// Python's str.split("\n") then str.strip(): strip removes whitespace incl. \r, \v, \f and Unicode spaces.
+// What Python's str.strip() and str.split() treat as whitespace: JS \s plus \x1c-\x1f and \x85.
+const PY_WHITESPACE = /[\s\u001c-\u001f\u0085]+/u;
 const pyStrip = (s: string) => s.replace(/^[\s\u001c-\u001f\u0085]+|[\s\u001c-\u001f\u0085]+$/gu, "");
 
 /**

@@ -245,7 +245,12 @@ export function checkTests(
   limits: Required<CodeRunLimits>,
 ): CodeRunResult | null {
   if (tests.length === 0) return { passed: false, passRate: 0, verdicts: [] };
+  const bad = tests.findIndex((t) => typeof t?.input !== "string" || typeof t?.output !== "string");
+  if (bad >= 0) return failAll(tests, "sandbox_error", `test ${bad} needs string input and output`);
   const mode = tests[0].testtype;
+  if (mode !== "stdin" && mode !== "functional") {
+    return failAll(tests, "sandbox_error", `unknown testtype "${mode}" (use "stdin" or "functional")`);
+  }
   if (tests.some((t) => t.testtype !== mode)) {
     return failAll(tests, "sandbox_error", "a solution's tests must all have the same testtype");
   }
