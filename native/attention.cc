@@ -15,6 +15,26 @@ static inline float Dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// Keys (or values) of one sequence and KV head, transposed to [headDim][T] so that scores for a query
+// row vectorise across key positions instead of reducing across the head dimension.
+static void Transpose(const float* src, int64_t rowStride, int64_t n, int64_t hd, int64_t T, float* dst) {
+  for (int64_t j = 0; j < n; j++) {
+    const float* r = src + j * rowStride;
+    for (int64_t d = 0; d < hd; d++) dst[d * T + j] = r[d];
+  }
+}
+
+// s[0..n) = scale · q · Kt[:, 0..n)
+static inline void Scores(const float* q, const float* Kt, int64_t T, int64_t n, int64_t hd, float scale, float* s) {
+  for (int64_t j = 0; j < n; j++) s[j] = 0;
+  for (int64_t d = 0; d < hd; d++) {
+    const float qd = q[d] * scale;
+    const float* kr = Kt + d * T;
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) s[j] += qd * kr[j];
+  }
+}
+
 // attention(q, k, v, out, lse, batch, seqLen, nHeads, nKvHeads, headDim, lengths|null, scale)
 // q/out: [batch*seqLen, nHeads, headDim]; k/v: [batch*seqLen, nKvHeads, headDim]; lse: [batch, nHeads, seqLen].
 Napi::Value Attention(const Napi::CallbackInfo& i) {
@@ -28,10 +48,11 @@ Napi::Value Attention(const Napi::CallbackInfo& i) {
   float scale = Flt(i[11]);
   int64_t group = H / Hkv;
   ParallelFor(B * H, 1, [&](int64_t ub, int64_t ue) {
-    std::vector<float> p(T);
+    std::vector<float> p(T), Kt(hd * T);
     for (int64_t u = ub; u < ue; u++) {
       int64_t b = u / H, h = u % H, kh = h / group;
       int64_t len = lengths ? lengths[b] : T;
+      Transpose(k + (b * T * Hkv + kh) * hd, Hkv * hd, len, hd, T, Kt.data());
       for (int64_t t = 0; t < T; t++) {
         float* o = out + ((b * T + t) * H + h) * hd;
         float* l = lse + (b * H + h) * T + t;
@@ -41,22 +62,20 @@ Napi::Value Attention(const Napi::CallbackInfo& i) {
           continue;
         }
         const float* qt = q + ((b * T + t) * H + h) * hd;
+        int64_t n = t + 1;
+        Scores(qt, Kt.data(), T, n, hd, scale, p.data());
         float m = -INFINITY;
-        for (int64_t j = 0; j <= t; j++) {
-          float s = scale * Dot(qt, k + ((b * T + j) * Hkv + kh) * hd, hd);
-          p[j] = s;
-          m = s > m ? s : m;
-        }
+        for (int64_t j = 0; j < n; j++) m = p[j] > m ? p[j] : m;
         float sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j <= t; j++) {
+        for (int64_t j = 0; j < n; j++) {
           float e = FastExp(p[j] - m);
           p[j] = e;
           sum += e;
         }
         float inv = 1.0f / sum;
         std::memset(o, 0, sizeof(float) * hd);
-        for (int64_t j = 0; j <= t; j++) {
+        for (int64_t j = 0; j < n; j++) {
           const float* vj = v + ((b * T + j) * Hkv + kh) * hd;
           float pj = p[j] * inv;
 #pragma omp simd
@@ -87,7 +106,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& i) {
   float scale = Flt(i[15]);
   int64_t group = H / Hkv;
   ParallelFor(B * Hkv, 1, [&](int64_t ub, int64_t ue) {
-    std::vector<float> p(T);
+    std::vector<float> p(T), dp(T), Kt(hd * T), Vt(hd * T);
     for (int64_t u = ub; u < ue; u++) {
       int64_t b = u / Hkv, kh = u % Hkv;
       int64_t len = lengths ? lengths[b] : T;
@@ -95,6 +114,8 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& i) {
         std::memset(dk + ((b * T + t) * Hkv + kh) * hd, 0, sizeof(float) * hd);
         std::memset(dv + ((b * T + t) * Hkv + kh) * hd, 0, sizeof(float) * hd);
       }
+      Transpose(k + (b * T * Hkv + kh) * hd, Hkv * hd, len, hd, T, Kt.data());
+      Transpose(v + (b * T * Hkv + kh) * hd, Hkv * hd, len, hd, T, Vt.data());
       for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
         for (int64_t t = 0; t < T; t++) {
           float* dqt = dq + ((b * T + t) * H + h) * hd;
@@ -103,16 +124,24 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& i) {
           const float* qt = q + ((b * T + t) * H + h) * hd;
           const float* dot = dout + ((b * T + t) * H + h) * hd;
           const float* ot = out + ((b * T + t) * H + h) * hd;
-          float l = lse[(b * H + h) * T + t];
-          float D = Dot(dot, ot, hd);
-          for (int64_t j = 0; j <= t; j++) {
+          const float l = lse[(b * H + h) * T + t];
+          const int64_t n = t + 1;
+          float D = 0;
+#pragma omp simd reduction(+ : D)
+          for (int64_t d = 0; d < hd; d++) D += dot[d] * ot[d];
+          Scores(qt, Kt.data(), T, n, hd, scale, p.data());
+          Scores(dot, Vt.data(), T, n, hd, 1.0f, dp.data());
+#pragma omp simd
+          for (int64_t j = 0; j < n; j++) {
+            float pj = FastExp(p[j] - l);
+            p[j] = pj;
+            dp[j] = pj * (dp[j] - D) * scale;
+          }
+          for (int64_t j = 0; j < n; j++) {
             const float* kj = k + ((b * T + j) * Hkv + kh) * hd;
-            const float* vj = v + ((b * T + j) * Hkv + kh) * hd;
-            float pj = FastExp(scale * Dot(qt, kj, hd) - l);
-            float dp = Dot(dot, vj, hd);
-            float ds = pj * (dp - D) * scale;
             float* dkj = dk + ((b * T + j) * Hkv + kh) * hd;
             float* dvj = dv + ((b * T + j) * Hkv + kh) * hd;
+            const float ds = dp[j], pj = p[j];
 #pragma omp simd
             for (int64_t d = 0; d < hd; d++) {
               dqt[d] += ds * kj[d];

@@ -1,7 +1,8 @@
-// A persistent pool: workers spin briefly for the next job (kernels come back-to-back within a
-// training step), then sleep on a condition variable so an idle process burns no CPU.
+// A persistent pool with work claiming: a job is split into parts that any thread, the caller included,
+// claims from an atomic counter. On a busy machine a worker may not be scheduled in time; the caller
+// then runs the remaining parts itself instead of waiting a whole time slice for it. Workers spin
+// briefly for the next job (kernels come back to back within a step), then sleep on a condition variable.
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -18,20 +19,32 @@ struct Pool {
   std::mutex mu;
   std::condition_variable cv;
   std::atomic<uint64_t> generation{0};
-  std::atomic<int> pending{0};
+  // (job id << 32) | next unclaimed part: a claim succeeds only for the job the claimer woke up for.
+  std::atomic<uint64_t> claim{0};
+  std::atomic<int> donePart{0};
   const std::function<void(int64_t, int64_t)>* job = nullptr;
   int64_t jobN = 0;
   int jobParts = 0;
   bool stop = false;
   int threads = 1;
 
-  void RunPart(int part) {
-    int64_t begin = jobN * part / jobParts;
-    int64_t end = jobN * (part + 1) / jobParts;
-    if (begin < end) (*job)(begin, end);
+  // Claims and runs parts of job `id` until none are left.
+  void Drain(uint32_t id) {
+    for (;;) {
+      uint64_t c = claim.load(std::memory_order_acquire);
+      if ((uint32_t)(c >> 32) != id) return;
+      uint32_t part = (uint32_t)c;
+      int parts = jobParts;
+      if ((int)part >= parts) return;
+      if (!claim.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+      int64_t begin = jobN * part / parts;
+      int64_t end = jobN * (part + 1) / parts;
+      if (begin < end) (*job)(begin, end);
+      donePart.fetch_add(1, std::memory_order_acq_rel);
+    }
   }
 
-  void WorkerLoop(int index) {
+  void WorkerLoop() {
     uint64_t seen = 0;
     for (;;) {
       uint64_t g;
@@ -47,14 +60,13 @@ struct Pool {
         g = generation.load(std::memory_order_acquire);
       }
       seen = g;
-      if (index + 1 < jobParts) RunPart(index + 1);
-      pending.fetch_sub(1, std::memory_order_acq_rel);
+      Drain((uint32_t)g);
     }
   }
 
   void Start(int n) {
     threads = n < 1 ? 1 : n;
-    for (int i = 0; i < threads - 1; i++) workers.emplace_back([this, i] { WorkerLoop(i); });
+    for (int i = 0; i < threads - 1; i++) workers.emplace_back([this] { WorkerLoop(); });
   }
 
   void Stop() {
@@ -101,24 +113,28 @@ void SetNumThreads(int n) {
 void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   Pool& p = GetPool();
-  int parts = p.threads;
   if (grain < 1) grain = 1;
-  if (n / grain < parts) parts = (int)(n / grain);
-  if (parts <= 1) {
+  int64_t maxParts = n / grain;
+  // A few parts per thread, so the caller can take over a late worker's share.
+  int64_t want = (int64_t)p.threads * 2;
+  int parts = (int)(maxParts < want ? maxParts : want);
+  if (parts <= 1 || p.threads <= 1) {
     fn(0, n);
     return;
   }
   p.job = &fn;
   p.jobN = n;
   p.jobParts = parts;
-  p.pending.store((int)p.workers.size(), std::memory_order_release);
+  p.donePart.store(0, std::memory_order_relaxed);
+  uint64_t g = p.generation.load(std::memory_order_relaxed) + 1;
+  p.claim.store((g & 0xffffffffu) << 32, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(p.mu);
-    p.generation.fetch_add(1, std::memory_order_acq_rel);
+    p.generation.store(g, std::memory_order_release);
   }
   p.cv.notify_all();
-  p.RunPart(0);
-  while (p.pending.load(std::memory_order_acquire) != 0) __builtin_ia32_pause();
+  p.Drain((uint32_t)g);
+  while (p.donePart.load(std::memory_order_acquire) < parts) __builtin_ia32_pause();
 }
 
 }  // namespace klear

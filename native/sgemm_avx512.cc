@@ -160,6 +160,45 @@ static void GemmBlock(const Op& A, const Op& B, int64_t M, int64_t N, int64_t K,
   }
 }
 
+// Few rows times a transposed weight (decode: C[M×N] = A[M×K]·W[N×K]ᵀ with M ≤ 32): dot products along
+// contiguous K for both operands, so nothing is packed; each weight row is read once per 8 rows of A.
+static void FewRowsTransB(int64_t M, int64_t j0, int64_t j1, int64_t K, float alpha, const float* A, int64_t lda,
+                          const float* W, int64_t ldw, float beta, float* C, int64_t ldc) {
+  const int64_t kFull = K & ~(int64_t)15;
+  const __mmask16 tail = (__mmask16)((1u << (K - kFull)) - 1);
+  for (int64_t j = j0; j < j1; j++) {
+    const float* w = W + j * ldw;
+    for (int64_t i0 = 0; i0 < M; i0 += 8) {
+      const int64_t mi = M - i0 < 8 ? M - i0 : 8;
+      __m512 acc[8];
+      for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
+      const float* a0 = A + i0 * lda;
+      if (mi == 8) {
+        for (int64_t k = 0; k < kFull; k += 16) {
+          const __m512 wv = _mm512_loadu_ps(w + k);
+#pragma GCC unroll 8
+          for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(a0 + r * lda + k), wv, acc[r]);
+        }
+      } else {
+        for (int64_t k = 0; k < kFull; k += 16) {
+          const __m512 wv = _mm512_loadu_ps(w + k);
+          for (int r = 0; r < mi; r++) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(a0 + r * lda + k), wv, acc[r]);
+        }
+      }
+      if (tail) {
+        const __m512 wv = _mm512_maskz_loadu_ps(tail, w + kFull);
+        for (int r = 0; r < mi; r++)
+          acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, a0 + r * lda + kFull), wv, acc[r]);
+      }
+      for (int r = 0; r < mi; r++) {
+        float* c = C + (i0 + r) * ldc + j;
+        const float v = alpha * _mm512_reduce_add_ps(acc[r]);
+        *c = beta == 0.0f ? v : v + beta * *c;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool OwnGemmAvailable() { return true; }
@@ -167,6 +206,11 @@ bool OwnGemmAvailable() { return true; }
 void OwnGemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
              const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
+  if (!transA && transB && M <= 32 && K > 0) {
+    const int64_t grain = 2.0 * M * N * K < 1e6 ? N : 16;
+    ParallelFor(N, grain, [&](int64_t j0, int64_t j1) { FewRowsTransB(M, j0, j1, K, alpha, A, lda, B, ldb, beta, C, ldc); });
+    return;
+  }
   if (beta != 1.0f) {
     ParallelFor(M, 64, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; i++) {
