@@ -458,7 +458,14 @@ export async function runTag(inputs: readonly string[], output: string, opts: Ta
         if (!scorer) {
           return { keep: false, rule: "no-scorer", detail: { ability } };
         }
-        const result = await tagDifficulty(rec.value, opts.sampler, scorer, opts);
+        let result: Awaited<ReturnType<typeof tagDifficulty>>;
+        try {
+          result = await tagDifficulty(rec.value, opts.sampler, scorer, opts);
+        } catch (e) {
+          // One failed prompt (endpoint gave up after its retries, tests the sandbox cannot run) is
+          // reported and the run goes on; rerun the removed rows later rather than lose hours of tagging.
+          return { keep: false, rule: "tag-error", detail: { error: (e as Error).message.split("\n")[0] } };
+        }
         const row = {
           ...rec.value,
           difficulty: result.difficulty,

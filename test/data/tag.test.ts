@@ -173,3 +173,25 @@ test("tagging logic runs with any injected sampler and scorer", async () => {
   const res = await tagDifficulty({ problem: "p" }, sampler, scorer, { n: 8 });
   assert.deepEqual(res, { samples: 8, passes: 2, passRate: 0.25, difficulty: "medium" });
 });
+
+test("a prompt whose sampling fails is reported under tag-error and the run goes on", async () => {
+  const src = join(dir, "flaky.jsonl");
+  write(
+    src,
+    `${JSON.stringify({ problem: "ok one", answer: "1" })}\n${JSON.stringify({ problem: "boom", answer: "1" })}\n`,
+  );
+  const sampler: ResponseSampler = {
+    sample: async (p, n) => {
+      if (p === "boom") throw new Error("endpoint gave up");
+      return Array.from({ length: n }, () => "\\boxed{1}");
+    },
+  };
+  const scorer: ResponseScorer = { score: async () => true };
+  const out = join(dir, "flaky.out.jsonl");
+  const m = await runTag([src], out, { sampler, scorers: { math: scorer }, n: 4, quiet: true });
+  assert.equal(m.counts.kept, 1);
+  assert.deepEqual(m.counts.removed, { "tag-error": 1 });
+  const removed = JSON.parse(readFileSync(sidecarPaths(out).removed, "utf8").trim());
+  assert.equal(removed.line, 2);
+  assert.match(removed.error, /endpoint gave up/);
+});
