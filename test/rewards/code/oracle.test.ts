@@ -175,3 +175,66 @@ test("stdout and JSON equality agree with Python on random cases", async () => {
   }
   assert.ok(expected.includes("1") && expected.includes("0"));
 });
+
+test("functional results: harness encoding + our == agree with Python's (LCB: tuple→list, then ==)", async () => {
+  const pairs: [string, string][] = [
+    ["(1, 2)", "[1, 2]"],
+    ["[(1, 2)]", "[[1, 2]]"],
+    ["True", "1"],
+    ["1", "true"],
+    ["1.0", "1"],
+    ["10**20", "100000000000000000000"],
+    ["10**20 + 1", "100000000000000000000"],
+    ["float(10**20)", "100000000000000000000"],
+    ["0.1 + 0.2", "0.3"],
+    ["0.1 + 0.2", "0.30000000000000004"],
+    ["{1: 2}", '{"1": 2}'],
+    ["{'1': 2}", '{"1": 2}'],
+    ["{'a': [1, (2,)]}", '{"a": [1, [2]]}'],
+    ["{1, 2}", "[1, 2]"],
+    ["frozenset()", "[]"],
+    ["None", "null"],
+    ["'595'", '"595"'],
+    ["595", '"595"'],
+    ["float('inf')", "Infinity"],
+    ["float('nan')", "NaN"],
+    ["-0.0", "0"],
+    ["[]", "[]"],
+    ["()", "[]"],
+    ["((),)", "[[]]"],
+    ["'a\\u00e9\\n'", '"a\\u00e9\\n"'],
+    ["[True, False]", "[1, 0]"],
+    ["2**70 * 1.0", "1180591620717411303424"],
+    ["range(3)", "[0, 1, 2]"],
+    ["b'ab'", '"ab"'],
+    ["{'a': 1, 'b': 2}", '{"b": 2, "a": 1}'],
+    ["{'a': 1}", '{"a": 1, "b": 2}'],
+    ["[1, [2, [3, [4]]]]", "[1, [2, [3, [4]]]]"],
+  ];
+  const code = `CASES = [${pairs.map(([p]) => p).join(", ")}]\nclass Solution:\n    def f(self, k):\n        return CASES[k]\n`;
+  const ours = await runCodeTests(
+    code,
+    pairs.map(([, j], k) => ({ input: String(k), output: j, testtype: "functional" as const })),
+    { fnName: "f", stopAtFirstFailure: false },
+  );
+  const oracle = [
+    "import json",
+    `CASES = [${pairs.map(([p]) => p).join(", ")}]`,
+    `EXPECTED = ${JSON.stringify(pairs.map(([, j]) => j))}`,
+    "for got, exp in zip(CASES, EXPECTED):",
+    "    got = list(got) if isinstance(got, tuple) else got",
+    "    print(1 if got == json.loads(exp) else 0)",
+  ].join("\n");
+  const got = ours.verdicts.map((v) => (v.status === "pass" ? "1" : "0"));
+  // Python prints its verdict per case; ours are the expected output, so a mismatch names the case.
+  const check = await runCodeTests(oracle, [{ input: "", output: got.join("\n"), testtype: "stdin" }]);
+  const disagreement = /line (\d+)/.exec(check.verdicts[0].detail ?? "");
+  assert.equal(
+    check.verdicts[0].status,
+    "pass",
+    disagreement
+      ? `disagree on ${JSON.stringify(pairs[Number(disagreement[1]) - 1])}`
+      : check.verdicts[0].detail,
+  );
+  assert.ok(got.includes("1") && got.includes("0"));
+});
