@@ -1,7 +1,8 @@
 /**
  * bench:verify-math — klear's verifier against Math-Verify (PyPI, in a venv under .cache/) on the
  * same 1,000 realistic (gold, response) pairs, in one run. Gold answers come from the public
- * benchmarks in ../shared/data/benchmarks; responses are model-style (think blocks, boxed answers,
+ * benchmarks in ../shared/data/benchmarks; responses are MATH-500's own worked solutions for about 150
+ * items and model-style text for the rest (think blocks, boxed answers,
  * "Final Answer: … I hope it is correct", plain "Answer:" lines, display math), right in equivalent
  * forms or wrong in near-miss forms. Both sides run single-threaded on the same pairs; times are medians.
  *
@@ -57,9 +58,11 @@ function readJsonl(file: string): Record<string, unknown>[] {
     .map((l) => JSON.parse(l));
 }
 
-function loadGolds(): { gold: string; source: string }[] {
-  const out: { gold: string; source: string }[] = [];
-  for (const r of readJsonl("math500.jsonl")) out.push({ gold: String(r.answer), source: "math500" });
+function loadGolds(): { gold: string; source: string; solution?: string }[] {
+  const out: { gold: string; source: string; solution?: string }[] = [];
+  for (const r of readJsonl("math500.jsonl")) {
+    out.push({ gold: String(r.answer), source: "math500", solution: String(r.solution) });
+  }
   for (const r of readJsonl("aime24.jsonl"))
     out.push({ gold: String((r.meta as Record<string, unknown>).answer), source: "aime24" });
   for (const r of readJsonl("aime25.jsonl"))
@@ -107,7 +110,9 @@ function rightForms(gold: string): string[] {
   if (g.includes("\\frac")) forms.push(g.replace(/\\frac/g, "\\dfrac"));
   if (/^\(.*\)$/.test(g)) forms.push(`\\left${g.slice(0, -1)}\\right)`);
   if (g.includes(",")) forms.push(g.replace(/,\s*/g, ", "));
-  if (!g.includes("=") && !INT.test(g)) forms.push(`${/^[a-z]$/.test(g) ? "k" : "x"} = ${g}`);
+  // "x = <answer>" for mathematical answers; nobody writes "x = \text{Evelyn}".
+  if (!g.includes("=") && !INT.test(g) && !g.includes("\\text"))
+    forms.push(`${/^[a-z]$/.test(g) ? "k" : "x"} = ${g}`);
   return forms;
 }
 
@@ -178,8 +183,13 @@ function respond(ans: string, rng: Rng, decoy: string): string {
 function buildPairs(): Pair[] {
   const rng = new Rng(20241128);
   const pairs: Pair[] = [];
-  for (const { gold, source } of loadGolds()) {
+  for (const { gold, source, solution } of loadGolds()) {
     const u = rng.uniform();
+    // A share of MATH-500 items use the dataset's own worked solution: real prose, real boxing habits.
+    if (solution && rng.uniform() < 0.3) {
+      pairs.push({ gold, source, kind: "right", response: solution });
+      continue;
+    }
     if (u < 0.03) {
       pairs.push({ gold, source, kind: "none", response: `<think>${reasoning(rng)} Hmm, let me reconsider` });
       continue;

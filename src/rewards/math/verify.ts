@@ -82,7 +82,7 @@ export function extractMathAnswer(
 const sameText = (a: string | null, b: string | null) =>
   !!a && !!b && a.trim() !== "" && a.trim() === b.trim();
 
-const looksWrapped = (s: string) => /\$|\\boxed|\\fbox|\\\[|\\\(/.test(s);
+const looksWrapped = (s: string) => /(?<!\\)\$|\\boxed|\\fbox|\\\[|\\\(/.test(s);
 
 function extractGold(gold: string, opts: VerifyMathOptions, budget: Budget): Extraction {
   if (gold.length > MAX_GOLD_CHARS) gold = gold.slice(0, MAX_GOLD_CHARS);
