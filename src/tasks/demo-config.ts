@@ -5,7 +5,7 @@ import { applyOverrides } from "../util/overrides.js";
 
 /**
  * The `klear demo` config. Every field has a documented default; the defaults are the `tiny-cpu` preset,
- * sized to train in about a minute on 2 CPU cores and reach high held-out accuracy.
+ * sized to train in about a minute or two on 2 CPU cores and reach high held-out accuracy.
  */
 export const DemoConfigSchema = z.strictObject({
   seed: z.number().int().default(0).describe("seeds model init, data order, the held-out split and sampling"),
@@ -38,7 +38,7 @@ export const DemoConfigSchema = z.strictObject({
     .describe("the synthetic arithmetic task (src/tasks/arithmetic.ts)"),
   train: z
     .strictObject({
-      steps: z.number().int().positive().default(300).describe("optimizer steps"),
+      steps: z.number().int().positive().default(450).describe("optimizer steps"),
       batchSize: z.number().int().positive().default(32).describe("sequences per step"),
       lr: z.number().positive().default(3e-3).describe("peak learning rate"),
       warmupSteps: z.number().int().min(0).default(20).describe("linear warmup steps"),
@@ -51,7 +51,7 @@ export const DemoConfigSchema = z.strictObject({
         .number()
         .int()
         .positive()
-        .default(100)
+        .default(150)
         .describe("save a resumable checkpoint every N steps"),
     })
     .prefault({})
@@ -81,7 +81,7 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]>
 
 /** Named starting points; any field can still be overridden by a config file or `--a.b=c`. */
 export const DEMO_PRESETS = {
-  /** The default: about a minute of training on 2 CPU cores. */
+  /** The default: about a minute or two of training on 2 CPU cores. */
   "tiny-cpu": {},
   /** A few seconds end to end, for tests and CI: proves the pipeline, not the learning. */
   smoke: {

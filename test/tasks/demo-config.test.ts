@@ -16,7 +16,7 @@ describe("demo config", () => {
     for (const line of help.split("\n").filter((l) => l.includes("--"))) {
       assert.match(line, /--[\w.]+=\S+\s+\S/, `undocumented: ${line}`);
     }
-    assert.match(help, /--train\.steps=300/);
+    assert.match(help, /--train\.steps=450/);
   });
 
   it("layers preset → file → overrides", () => {
