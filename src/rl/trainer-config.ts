@@ -1,0 +1,368 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { ConfigError, checkChoice } from "../util/errors.js";
+import { applyOverrides } from "../util/overrides.js";
+import { ADVANTAGE_ESTIMATORS } from "./advantages.js";
+import { GROUP_FILTER_METRICS } from "./filters.js";
+import { AGGREGATION_MODES } from "./objectives/aggregate.js";
+import { POLICY_LOSS_NAMES } from "./objectives/config.js";
+import { KL_ESTIMATORS } from "./objectives/kl.js";
+import { klearCodeRlPreset, klearMathRlPreset } from "./objectives/presets.js";
+
+/**
+ * The `klear rl` config. Every field has a documented default; the defaults are the `tiny-cpu` preset
+ * (the arithmetic task on a tiny model, a minute or two on 2 cores). `klear-math` / `klear-code` carry
+ * the paper's recipe numbers (spec §8, §12) and need a GPU-class model and real data.
+ */
+export const RlConfigSchema = z.strictObject({
+  seed: z.number().int().default(1).describe("seeds prompt order, sampling and the held-out split"),
+  init: z
+    .string()
+    .default("")
+    .describe(
+      "checkpoint folder the policy starts from (set by --init; kept so --resume needs nothing else)",
+    ),
+  steps: z.number().int().positive().default(30).describe("training steps (one rollout batch each)"),
+  task: z
+    .strictObject({
+      kind: z
+        .enum(["arithmetic", "math"])
+        .default("arithmetic")
+        .describe(
+          "arithmetic: the synthetic task and its verifier; math: verl/Klear rows scored by mathReward",
+        ),
+      minTerms: z.number().int().min(2).default(2).describe("arithmetic: fewest numbers to add"),
+      maxTerms: z.number().int().min(2).default(3).describe("arithmetic: most numbers to add"),
+      maxOperand: z.number().int().min(1).default(9).describe("arithmetic: operands from [0, maxOperand]"),
+      trainFile: z
+        .string()
+        .default("")
+        .describe("math: JSONL of verl rows (prompt string or chat messages, reward_model.ground_truth)"),
+      testFile: z
+        .string()
+        .default("")
+        .describe("math: held-out JSONL rows (default: the last testSize rows of trainFile are held out)"),
+      chatTemplate: z
+        .boolean()
+        .default(true)
+        .describe("math: render chat-message prompts with the tokenizer's chat template"),
+      rewardMode: z
+        .enum(["klear", "binary"])
+        .default("klear")
+        .describe("math: klear = ±1 with the </think> format rules (spec §9.1); binary = 1/0"),
+      testSize: z.number().int().positive().default(64).describe("held-out problems (never trained on)"),
+    })
+    .prefault({})
+    .describe("where prompts and rewards come from"),
+  rollout: z
+    .strictObject({
+      genBatchPrompts: z
+        .number()
+        .int()
+        .positive()
+        .default(16)
+        .describe("prompts sampled per generation batch (Klear: 256, over-sampled for the group filter)"),
+      trainBatchPrompts: z
+        .number()
+        .int()
+        .positive()
+        .default(16)
+        .describe("prompts per training batch (Klear: 128); extra surviving groups are dropped"),
+      n: z.number().int().positive().default(8).describe("responses per prompt: GRPO's group size"),
+      temperature: z.number().min(0).default(1).describe("sampling temperature (Klear: 1.0)"),
+      topP: z.number().gt(0).max(1).default(1).describe("nucleus sampling (Klear: 1.0 = off)"),
+      topK: z.number().int().min(-1).default(0).describe("top-k sampling; 0 or -1 = off (Klear: -1)"),
+      maxNewTokens: z.number().int().positive().default(40).describe("longest response sampled"),
+      maxGenBatches: z
+        .number()
+        .int()
+        .default(1)
+        .describe("generation batches per step to fill the batch (Klear: 1; ≤ 0 = until full)"),
+    })
+    .prefault({})
+    .describe("sampling the responses of one step"),
+  loss: z
+    .strictObject({
+      name: z.enum(POLICY_LOSS_NAMES).default("gppo").describe("policy loss (docs/objectives.md)"),
+      epsLow: z.number().nullable().default(null).describe("ε_low; null = the loss's own default (0.2)"),
+      epsHigh: z.number().nullable().default(null).describe("ε_high; null = the loss's default (0.28)"),
+      clipRatioC: z
+        .number()
+        .nullable()
+        .default(null)
+        .describe("dual-clip c; null = the loss's default (GPPO: 10 as Klear, dual-clip: 3, others none)"),
+      beta1: z.number().min(0).default(1).describe("GPPO β1: low-side gradient scale (paper: 1)"),
+      beta2: z.number().min(0).default(1).describe("GPPO β2: high-side gradient scale (paper: 1)"),
+      aggregation: z
+        .enum(AGGREGATION_MODES)
+        .default("token-mean")
+        .describe("loss aggregation (Klear: token-mean)"),
+      klCoeff: z.number().min(0).default(0).describe("KL-to-initial-policy loss weight (Klear: 0 = off)"),
+      klEstimator: z.enum(KL_ESTIMATORS).default("k3").describe("KL estimator when klCoeff > 0"),
+      sftAlpha: z
+        .number()
+        .min(0)
+        .default(0.1)
+        .describe("α of the positive-sample SFT term (Klear: 0.1; 0 = off)"),
+    })
+    .prefault({})
+    .describe("the objective of each mini-batch: policy loss + α·NLL on fully correct responses"),
+  advantage: z
+    .strictObject({
+      estimator: z.enum(ADVANTAGE_ESTIMATORS).default("grpo").describe("advantage estimator (Klear: grpo)"),
+      std: z.enum(["unbiased", "population"]).default("unbiased").describe("grpo std (code: unbiased)"),
+    })
+    .prefault({})
+    .describe("per-response advantages, grouped by prompt after filtering"),
+  groupFilter: z
+    .strictObject({
+      enabled: z.boolean().default(true).describe("drop groups with no variance (Klear: on)"),
+      metric: z.enum(GROUP_FILTER_METRICS).default("acc").describe("what must vary (Klear: acc)"),
+    })
+    .prefault({})
+    .describe("dynamic sampling's group filter (spec §7.1 step 5)"),
+  overlong: z
+    .strictObject({
+      filter: z.boolean().default(false).describe("mask truncated responses (Klear: off at 32K)"),
+      softPunishment: z.boolean().default(false).describe("DAPO's soft overlong penalty (Klear: off)"),
+      bufferTokens: z.number().int().positive().default(8).describe("soft-punishment buffer (Klear: 4096)"),
+      penaltyFactor: z.number().min(0).default(1).describe("soft-punishment factor (Klear: 1)"),
+    })
+    .prefault({})
+    .describe("handling of responses cut at maxNewTokens"),
+  update: z
+    .strictObject({
+      miniBatchPrompts: z
+        .number()
+        .int()
+        .positive()
+        .default(8)
+        .describe("prompts per optimizer step (Klear: 16 math, 32 code)"),
+      ppoEpochs: z.number().int().positive().default(1).describe("passes over the batch (Klear: 1)"),
+      microBatchSize: z
+        .number()
+        .int()
+        .positive()
+        .default(64)
+        .describe("responses per forward/backward (gradients accumulate; exact for any split)"),
+    })
+    .prefault({})
+    .describe("mini-batch schedule of one step"),
+  optimizer: z
+    .strictObject({
+      lr: z.number().min(0).default(2e-4).describe("peak learning rate (Klear: 1e-6 math, 5e-7 code)"),
+      warmupSteps: z
+        .number()
+        .int()
+        .min(0)
+        .default(0)
+        .describe("linear warmup from 0 over training steps (Klear: 10; step 1 then runs at lr 0)"),
+      weightDecay: z.number().min(0).default(0.1).describe("AdamW weight decay (Klear: 0.1)"),
+      beta1: z.number().min(0).lt(1).default(0.9).describe("AdamW β1"),
+      beta2: z.number().min(0).lt(1).default(0.999).describe("AdamW β2"),
+      gradClip: z.number().positive().default(1).describe("global grad-norm clip (Klear: 1.0)"),
+    })
+    .prefault({})
+    .describe("AdamW; the LR schedule steps once per training step"),
+  eval: z
+    .strictObject({
+      maxNewTokens: z.number().int().positive().default(40).describe("longest held-out completion"),
+      temperature: z.number().min(0).default(0).describe("held-out sampling temperature (0 = greedy)"),
+    })
+    .prefault({})
+    .describe("held-out accuracy before and after RL"),
+  checkpointEvery: z
+    .number()
+    .int()
+    .positive()
+    .default(10)
+    .describe("save a resumable checkpoint (model, optimizer, RNG position) every N steps"),
+});
+
+export type RlConfig = z.infer<typeof RlConfigSchema>;
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+const M = klearMathRlPreset;
+const klearShared = {
+  seed: 1,
+  task: { kind: "math", testSize: 30 },
+  rollout: {
+    genBatchPrompts: M.dynamicSampling.genBatchPrompts,
+    trainBatchPrompts: M.dynamicSampling.trainBatchPrompts,
+    n: M.dynamicSampling.responsesPerPrompt,
+    temperature: M.rollout.temperature,
+    topP: M.rollout.topP,
+    topK: M.rollout.topK,
+    maxNewTokens: M.lengths.maxResponseTokens,
+    maxGenBatches: M.dynamicSampling.maxGenBatches,
+  },
+  loss: {
+    name: M.loss.name,
+    epsLow: M.loss.config.epsLow ?? null,
+    epsHigh: M.loss.config.epsHigh ?? null,
+    clipRatioC: M.loss.config.clipRatioC ?? null,
+    beta1: M.loss.config.beta1 ?? 1,
+    beta2: M.loss.config.beta2 ?? 1,
+    aggregation: M.loss.config.aggregation ?? "token-mean",
+    klCoeff: 0,
+    sftAlpha: M.positiveSft.alpha,
+  },
+  advantage: { estimator: M.advantage.name, std: "unbiased" },
+  groupFilter: { enabled: M.groupFilter.enabled, metric: M.groupFilter.config.metric ?? "acc" },
+  overlong: {
+    filter: M.overlong.filter,
+    softPunishment: M.overlong.softPunishment.enabled,
+    bufferTokens: M.overlong.softPunishment.bufferTokens,
+    penaltyFactor: M.overlong.softPunishment.penaltyFactor,
+  },
+  update: { ppoEpochs: M.ppoEpochs, microBatchSize: 8 },
+  eval: { maxNewTokens: M.lengths.maxResponseTokens, temperature: 0.6 },
+  checkpointEvery: 5,
+} as const;
+
+/** Named starting points; any field can still be overridden by a config file or `--a.b=c`. */
+export const RL_PRESETS = {
+  /** The default: GPPO on the arithmetic task with a tiny model, a minute or two on 2 cores. */
+  "tiny-cpu": {},
+  /** Klear-Reasoner math RL (perf_run_dapo_ours_math.sh): needs a GPU-class model and math rows. */
+  "klear-math": {
+    ...klearShared,
+    steps: 1715,
+    update: { ...klearShared.update, miniBatchPrompts: M.miniBatchPrompts },
+    optimizer: {
+      lr: M.optimizer.lr,
+      warmupSteps: M.optimizer.warmupSteps,
+      weightDecay: M.optimizer.weightDecay,
+      beta1: M.optimizer.betas[0],
+      beta2: M.optimizer.betas[1],
+      gradClip: M.optimizer.gradClip,
+    },
+  },
+  /**
+   * Klear-Reasoner code RL (perf_run_dapo_ours_code.sh): as math but lr 5e-7 and 32-prompt mini-batches.
+   * The loop scores math rows only for now; code rows need the sandbox reward wired in (docs/rl.md).
+   */
+  "klear-code": {
+    ...klearShared,
+    steps: 1715,
+    update: { ...klearShared.update, miniBatchPrompts: klearCodeRlPreset.miniBatchPrompts },
+    optimizer: {
+      lr: klearCodeRlPreset.optimizer.lr,
+      warmupSteps: klearCodeRlPreset.optimizer.warmupSteps,
+      weightDecay: klearCodeRlPreset.optimizer.weightDecay,
+      beta1: klearCodeRlPreset.optimizer.betas[0],
+      beta2: klearCodeRlPreset.optimizer.betas[1],
+      gradClip: klearCodeRlPreset.optimizer.gradClip,
+    },
+  },
+} satisfies Record<string, DeepPartial<RlConfig>>;
+
+export type RlPresetName = keyof typeof RL_PRESETS;
+export const RL_PRESET_NAMES = Object.keys(RL_PRESETS) as RlPresetName[];
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    out[k] =
+      isPlainObject(v) && isPlainObject(base[k]) ? deepMerge(base[k] as Record<string, unknown>, v) : v;
+  }
+  return out;
+}
+
+/** Validates a complete or partial config object, naming the first bad field and its source. */
+export function parseRlConfig(value: unknown, source: string): RlConfig {
+  const r = RlConfigSchema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const field = issue.path.join(".") || "(root)";
+    throw new ConfigError(
+      `${source}: rl config field "${field}": ${issue.message}`,
+      `fix "${field}" (every field and its default: \`klear rl --help\`)`,
+    );
+  }
+  const c = r.data;
+  if (c.task.maxTerms < c.task.minTerms) {
+    throw new ConfigError(
+      `${source}: task.maxTerms (${c.task.maxTerms}) is below task.minTerms (${c.task.minTerms})`,
+      "raise task.maxTerms",
+    );
+  }
+  if (c.rollout.trainBatchPrompts > c.rollout.genBatchPrompts * Math.max(1, c.rollout.maxGenBatches)) {
+    // Not an error in verl (the batch is just short), but here it always is: say so up front.
+    if (c.rollout.maxGenBatches > 0) {
+      throw new ConfigError(
+        `${source}: rollout.trainBatchPrompts (${c.rollout.trainBatchPrompts}) exceeds what ${c.rollout.maxGenBatches} generation batch(es) of ${c.rollout.genBatchPrompts} prompts can fill`,
+        "raise rollout.genBatchPrompts or rollout.maxGenBatches, or lower rollout.trainBatchPrompts",
+      );
+    }
+  }
+  return c;
+}
+
+/**
+ * preset → config file → `--a.b=c` overrides, each layer validated. An unknown key anywhere is an error
+ * naming it (a typo never passes silently).
+ */
+export function resolveRlConfig(opts: {
+  preset?: string;
+  configFile?: string;
+  overrides?: Record<string, string>;
+}): RlConfig {
+  const presetName = checkChoice("rl preset", opts.preset ?? "tiny-cpu", RL_PRESET_NAMES);
+  const presetSource = `preset ${presetName}`;
+  let merged = parseRlConfig(RL_PRESETS[presetName], presetSource) as Record<string, unknown>;
+  if (opts.configFile) {
+    let fileValue: unknown;
+    try {
+      fileValue = JSON.parse(readFileSync(opts.configFile, "utf8"));
+    } catch (e) {
+      throw new ConfigError(
+        `cannot read rl config ${opts.configFile}: ${(e as Error).message}`,
+        "pass a readable JSON file whose fields are a subset of the rl config (`klear rl --help`)",
+        { cause: e },
+      );
+    }
+    if (!isPlainObject(fileValue)) {
+      throw new ConfigError(
+        `${opts.configFile}: expected a JSON object`,
+        'write the config as { "loss": { … } }',
+      );
+    }
+    merged = parseRlConfig(deepMerge(merged, fileValue), opts.configFile) as Record<string, unknown>;
+  }
+  const withOverrides = applyOverrides(merged, opts.overrides ?? {});
+  return parseRlConfig(withOverrides, "--overrides");
+}
+
+/** Every field with its default and meaning, for `--help`. */
+export function describeRlConfig(): string {
+  const defaults = RlConfigSchema.parse({}) as Record<string, unknown>;
+  const lines: string[] = [];
+  const row = (flag: string, value: unknown, what: string | undefined) =>
+    lines.push(`${`  --${flag}=${JSON.stringify(value)}`.padEnd(40)} ${what ?? ""}`);
+  for (const [key, child] of Object.entries(RlConfigSchema.shape)) {
+    const shape = (unwrap(child) as unknown as { shape?: Record<string, z.ZodType> }).shape;
+    if (!shape) {
+      row(key, defaults[key], child.description);
+      continue;
+    }
+    lines.push(`  ${key}: ${child.description ?? ""}`);
+    const section = defaults[key] as Record<string, unknown>;
+    for (const [k, leaf] of Object.entries(shape)) row(`${key}.${k}`, section[k], leaf.description);
+  }
+  return lines.join("\n");
+}
+
+/** The schema inside `.default()` / `.prefault()` wrappers. */
+function unwrap(s: z.ZodType): z.ZodType {
+  let cur = s as unknown as { def: { type: string; innerType?: unknown } };
+  while ((cur.def.type === "default" || cur.def.type === "prefault") && cur.def.innerType) {
+    cur = cur.def.innerType as typeof cur;
+  }
+  return cur as unknown as z.ZodType;
+}

@@ -1,0 +1,319 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { loadModel, saveCheckpoint } from "../../src/model/checkpoint.js";
+import { tinyQwen3Config } from "../../src/model/config.js";
+import { Qwen3Model } from "../../src/model/qwen3.js";
+import { ByteTokenizer } from "../../src/model/tokenizer.js";
+import { POLICY_LOSS_NAMES } from "../../src/rl/objectives/config.js";
+import { type RlScorer, rlPolicyLossConfig, runRl } from "../../src/rl/trainer.js";
+import { parseRlConfig, type RlConfig, resolveRlConfig } from "../../src/rl/trainer-config.js";
+import { readMetrics, runPaths } from "../../src/store/run.js";
+import { RunDatabase } from "../../src/store/samples.js";
+
+const root = mkdtempSync(join(tmpdir(), "klear-rl-trainer-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+let initDir = "";
+let runCount = 0;
+
+// A random tiny policy: its responses are noise, so the reward below decides everything.
+before(async () => {
+  const tokenizer = new ByteTokenizer({
+    addedTokens: [{ content: "<|endoftext|>", special: true }],
+    eosToken: "<|endoftext|>",
+  });
+  const config = tinyQwen3Config({
+    vocabSize: tokenizer.vocabSize,
+    hiddenSize: 16,
+    numHiddenLayers: 1,
+    numAttentionHeads: 2,
+    numKeyValueHeads: 1,
+    headDim: 8,
+    intermediateSize: 32,
+    tieWordEmbeddings: true,
+    maxPositionEmbeddings: 64,
+  });
+  initDir = join(root, "init");
+  await saveCheckpoint(initDir, Qwen3Model.create(config, { seed: 3 }), tokenizer);
+});
+
+/** About half the responses "correct", decided by a hash of the text, so every group has variance. */
+const hashScorer: RlScorer = (_prompt, response) => {
+  let h = 2166136261;
+  for (let i = 0; i < response.length; i++) h = Math.imul(h ^ response.charCodeAt(i), 16777619) >>> 0;
+  const correct = (h & 1) === 1;
+  return { reward: correct ? 1 : -1, correct };
+};
+
+function smallConfig(overrides: Record<string, string> = {}): RlConfig {
+  return resolveRlConfig({
+    overrides: {
+      steps: "2",
+      "task.testSize": "4",
+      "rollout.genBatchPrompts": "4",
+      "rollout.trainBatchPrompts": "4",
+      "rollout.n": "4",
+      "rollout.maxNewTokens": "6",
+      "update.miniBatchPrompts": "2",
+      "update.microBatchSize": "5",
+      "eval.maxNewTokens": "4",
+      "optimizer.lr": "0.01",
+      "optimizer.weightDecay": "0",
+      checkpointEvery: "1",
+      ...overrides,
+    },
+  });
+}
+
+function newOut(name: string): string {
+  return join(root, `${name}-${runCount++}`);
+}
+
+async function weights(dir: string): Promise<Map<string, Float32Array>> {
+  const { model } = await loadModel(dir);
+  return new Map([...model.parameters()].map(([k, p]) => [k, p.data.slice()]));
+}
+
+describe("runRl: every loss updates every parameter", () => {
+  for (const name of POLICY_LOSS_NAMES) {
+    it(`${name}: two steps change every trainable tensor`, async () => {
+      const out = newOut(name);
+      const result = await runRl({
+        config: smallConfig({ "loss.name": name }),
+        out,
+        init: initDir,
+        quiet: true,
+        log: () => {},
+        scorer: hashScorer,
+      });
+      assert.equal(result.steps, 2);
+      const beforeW = await weights(initDir);
+      const afterW = await weights(result.checkpoint);
+      for (const [k, w0] of beforeW) {
+        const w1 = afterW.get(k);
+        assert.ok(w1, `${k} missing after RL`);
+        assert.ok(
+          w1.some((v, i) => v !== w0[i]),
+          `${name}: parameter ${k} did not change`,
+        );
+      }
+      const steps = readMetrics(runPaths(out)).filter((m) => m.phase === undefined);
+      assert.equal(steps.length, 2);
+      for (const m of steps) {
+        assert.equal(m.optimizerSteps, 2, "4 prompts in mini-batches of 2 → 2 optimizer steps");
+        for (const key of [
+          "rewardMean",
+          "accuracy",
+          "clipFracHigh",
+          "clipFracLow",
+          "boundedGradFrac",
+          "approxKlK3",
+          "entropy",
+          "responseLengthMean",
+          "gradNorm",
+          "lr",
+          "logprobDiffMax",
+        ]) {
+          assert.equal(typeof m[key], "number", `${name}: metric ${key}`);
+          assert.ok(Number.isFinite(m[key] as number), `${name}: metric ${key} = ${m[key]}`);
+        }
+        // The trainer recomputes what the sampler saw with the same weights: only float noise apart.
+        assert.ok((m.logprobDiffMax as number) < 1e-3, `logprobDiffMax ${m.logprobDiffMax}`);
+      }
+    });
+  }
+});
+
+describe("runRl: resume", () => {
+  it("an interrupted and resumed run logs exactly what an uninterrupted one does", async () => {
+    const config = smallConfig({ steps: "4", checkpointEvery: "2" });
+    const straight = newOut("straight");
+    const a = await runRl({
+      config,
+      out: straight,
+      init: initDir,
+      quiet: true,
+      log: () => {},
+      scorer: hashScorer,
+    });
+
+    const split = newOut("split");
+    let calls = 0;
+    const first = await runRl({
+      config,
+      out: split,
+      init: initDir,
+      quiet: true,
+      log: () => {},
+      scorer: hashScorer,
+      // Checked before each step: stop before step 3, i.e. after 2 steps.
+      shouldStop: () => ++calls > 2,
+    });
+    assert.equal(first.interrupted, true);
+    assert.equal(first.steps, 2);
+    // A torn metrics line beyond the checkpoint (a crash mid-step) must not survive the resume.
+    writeFileSync(
+      runPaths(split).metrics,
+      `${readFileSync(runPaths(split).metrics, "utf8")}{"step": 3, "rewa`,
+    );
+    const b = await runRl({
+      config,
+      out: split,
+      resume: true,
+      quiet: true,
+      log: () => {},
+      scorer: hashScorer,
+    });
+    assert.equal(b.interrupted, false);
+    assert.equal(b.steps, 4);
+
+    const strip = (dir: string) =>
+      readMetrics(runPaths(dir)).map((m) => {
+        const { stepSeconds: _drop, ...rest } = m;
+        return rest;
+      });
+    assert.deepEqual(strip(split), strip(straight));
+    assert.equal(b.accuracyAfter, a.accuracyAfter);
+    const wa = await weights(a.checkpoint);
+    const wb = await weights(b.checkpoint);
+    for (const [k, v] of wa) assert.deepEqual(wb.get(k), v, `weights of ${k} differ after resume`);
+
+    const db = RunDatabase.open(runPaths(split).database);
+    try {
+      const rollouts = db.samples({ kind: "rollout" });
+      assert.equal(rollouts.length, 4 * 4 * 4, "4 steps × 4 prompts × 4 responses, none duplicated");
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe("runRl: group filter", () => {
+  it("drops groups whose responses are all correct: no update, a skipped step", async () => {
+    const out = newOut("all-correct");
+    const result = await runRl({
+      config: smallConfig({ steps: "1" }),
+      out,
+      init: initDir,
+      quiet: true,
+      log: () => {},
+      scorer: () => ({ reward: 1, correct: true }),
+    });
+    const [m] = readMetrics(runPaths(out)).filter((r) => r.phase === undefined);
+    assert.equal(m.skipped, true);
+    assert.equal(m.droppedAllCorrect, 4);
+    assert.equal(m.trajectories, 0);
+    const w0 = await weights(initDir);
+    const w1 = await weights(result.checkpoint);
+    for (const [k, v] of w0) assert.deepEqual(w1.get(k), v, `${k} changed without an update`);
+  });
+
+  it("with the filter off, every group is trained on", async () => {
+    const out = newOut("no-filter");
+    await runRl({
+      config: smallConfig({ steps: "1", "groupFilter.enabled": "false" }),
+      out,
+      init: initDir,
+      quiet: true,
+      log: () => {},
+      scorer: () => ({ reward: -1, correct: false }),
+    });
+    const [m] = readMetrics(runPaths(out)).filter((r) => r.phase === undefined);
+    assert.equal(m.trajectories, 16);
+    assert.equal(m.optimizerSteps, 2);
+  });
+});
+
+describe("rl config", () => {
+  it("the klear-math and klear-code presets carry the recipe's numbers", () => {
+    const math = resolveRlConfig({ preset: "klear-math" });
+    assert.equal(math.loss.name, "gppo");
+    assert.equal(math.optimizer.lr, 1e-6);
+    assert.equal(math.optimizer.warmupSteps, 10);
+    assert.equal(math.optimizer.weightDecay, 0.1);
+    assert.equal(math.update.miniBatchPrompts, 16);
+    assert.equal(math.rollout.trainBatchPrompts, 128);
+    assert.equal(math.rollout.genBatchPrompts, 256);
+    assert.equal(math.rollout.n, 8);
+    assert.equal(math.rollout.maxNewTokens, 32768);
+    assert.equal(math.loss.sftAlpha, 0.1);
+    assert.equal(math.groupFilter.metric, "acc");
+    assert.deepEqual(rlPolicyLossConfig(math), {
+      aggregation: "token-mean",
+      klCoeff: 0,
+      klEstimator: "k3",
+      epsLow: 0.2,
+      epsHigh: 0.28,
+      clipRatioC: 10,
+      beta1: 1,
+      beta2: 1,
+    });
+    const code = resolveRlConfig({ preset: "klear-code" });
+    assert.equal(code.optimizer.lr, 5e-7);
+    assert.equal(code.update.miniBatchPrompts, 32);
+  });
+
+  it("names a mistyped key, a bad value and an unfillable batch", () => {
+    assert.throws(
+      () => resolveRlConfig({ overrides: { "loss.nmae": "gppo" } }),
+      /unknown config key "loss.nmae"/,
+    );
+    assert.throws(() => resolveRlConfig({ overrides: { "loss.name": "grpo" } }), /loss\.name/);
+    assert.throws(
+      () => resolveRlConfig({ overrides: { "rollout.trainBatchPrompts": "64" } }),
+      /trainBatchPrompts \(64\) exceeds/,
+    );
+    assert.throws(() => parseRlConfig({ steps: 0 }, "x.json"), /x\.json: rl config field "steps"/);
+  });
+
+  it("options a loss does not take are left out of its config", () => {
+    const cispo = rlPolicyLossConfig(
+      resolveRlConfig({ overrides: { "loss.name": "cispo", "loss.clipRatioC": "3" } }),
+    );
+    assert.equal(cispo.clipRatioC, undefined);
+    assert.equal(cispo.beta1, undefined);
+  });
+
+  it("refuses to start without --init, and a math task without rows", async () => {
+    await assert.rejects(
+      runRl({ config: smallConfig(), out: newOut("no-init"), quiet: true, log: () => {} }),
+      /needs the policy to start from/,
+    );
+    await assert.rejects(
+      runRl({
+        config: smallConfig({ "task.kind": "math" }),
+        out: newOut("no-rows"),
+        init: initDir,
+        quiet: true,
+        log: () => {},
+      }),
+      /task\.trainFile is empty/,
+    );
+  });
+
+  it("a math task reads verl rows and scores them with mathReward", async () => {
+    const rows = join(root, "rows.jsonl");
+    const lines = Array.from({ length: 12 }, (_, i) =>
+      JSON.stringify({
+        prompt: [{ role: "user", content: `What is ${i}+1?` }],
+        reward_model: { ground_truth: String(i + 1), style: "rule" },
+      }),
+    );
+    writeFileSync(rows, `${lines.join("\n")}\n`);
+    const out = newOut("math");
+    const result = await runRl({
+      config: smallConfig({ steps: "1", "task.kind": "math", "task.trainFile": rows }),
+      out,
+      init: initDir,
+      quiet: true,
+      log: () => {},
+    });
+    assert.equal(result.steps, 1);
+    const [m] = readMetrics(runPaths(out)).filter((r) => r.phase === undefined);
+    // A random policy never closes </think>: Klear's reward is −0.5 for all, so every group is dropped.
+    assert.equal(m.rewardMean, -0.5);
+    assert.equal(m.droppedAllWrong, 4);
+  });
+});
