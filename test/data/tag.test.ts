@@ -176,7 +176,7 @@ test("tagging logic runs with any injected sampler and scorer", async () => {
 
 test("a prompt whose sampling fails is reported under tag-error and the run goes on", async () => {
   const src = join(dir, "flaky.jsonl");
-  write(
+  writeFileSync(
     src,
     `${JSON.stringify({ problem: "ok one", answer: "1" })}\n${JSON.stringify({ problem: "boom", answer: "1" })}\n`,
   );
