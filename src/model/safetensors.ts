@@ -287,6 +287,131 @@ function halfToFloatTable(): Float32Array {
   return table;
 }
 
+/**
+ * bfloat16 → float32 with WebAssembly SIMD: widen eight 16-bit values to 32 bits and shift them into the high
+ * half, ~3× faster than the scalar loop (checkpoints are mostly bf16). The module is 100 bytes, assembled here
+ * so there is no build step; where SIMD is unavailable the scalar loop runs instead.
+ */
+interface WasmMemory {
+  buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+/** The slice of the WebAssembly global used here (tsconfig's ES lib + @types/node do not declare it). */
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: Record<string, unknown> };
+}
+interface Bf16Kernel {
+  memory: WasmMemory;
+  convert: (src: number, dst: number, groupsOf8: number) => void;
+}
+let bf16Kernel: Bf16Kernel | null | undefined;
+
+function leb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+function buildBf16Kernel(): Bf16Kernel | null {
+  const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
+  const SIMD = 0xfd;
+  const v128Load = (offset: number) => [SIMD, 0x00, 0x04, ...leb(offset)];
+  const v128Store = (offset: number) => [SIMD, 0x0b, 0x04, ...leb(offset)];
+  const widenShift = (high: boolean) => [SIMD, ...leb(high ? 0xaa : 0xa9), 0x41, 16, SIMD, ...leb(0xab)];
+  // params: 0 = src byte offset, 1 = dst byte offset, 2 = number of 8-value groups (>= 1)
+  const code = [
+    0x03,
+    0x40, // loop
+    0x20,
+    1,
+    0x20,
+    0,
+    ...v128Load(0),
+    ...widenShift(false),
+    ...v128Store(0),
+    0x20,
+    1,
+    0x20,
+    0,
+    ...v128Load(0),
+    ...widenShift(true),
+    ...v128Store(16),
+    0x20,
+    0,
+    0x41,
+    16,
+    0x6a,
+    0x21,
+    0, // src += 16
+    0x20,
+    1,
+    0x41,
+    32,
+    0x6a,
+    0x21,
+    1, // dst += 32
+    0x20,
+    2,
+    0x41,
+    1,
+    0x6b,
+    0x22,
+    2, // --groups
+    0x0d,
+    0, // br_if loop
+    0x0b,
+    0x0b,
+  ];
+  const body = [0x00, ...code];
+  const bytes = new Uint8Array([
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    ...section(1, [0x01, 0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x00]),
+    ...section(3, [0x01, 0x00]),
+    ...section(5, [0x01, 0x00, 0x01]),
+    ...section(7, [0x02, 0x03, 0x6d, 0x65, 0x6d, 0x02, 0x00, 0x04, 0x62, 0x66, 0x31, 0x36, 0x00, 0x00]),
+    ...section(10, [0x01, ...leb(body.length), ...body]),
+  ]);
+  const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  try {
+    if (!wasm?.validate(bytes)) return null;
+    const instance = new wasm.Instance(new wasm.Module(bytes));
+    const memory = instance.exports.mem as WasmMemory;
+    return { memory, convert: instance.exports.bf16 as Bf16Kernel["convert"] };
+  } catch {
+    return null;
+  }
+}
+
+/** Converts synchronously (so concurrent async reads never share the kernel's memory); false if unavailable. */
+function bf16ToF32Simd(bytes: Uint8Array, count: number, out: Float32Array, outOffset: number): boolean {
+  if (bf16Kernel === undefined) bf16Kernel = buildBf16Kernel();
+  if (!bf16Kernel) return false;
+  const groups = Math.ceil(count / 8);
+  const srcBytes = groups * 16;
+  const need = srcBytes + groups * 32;
+  const { memory } = bf16Kernel;
+  if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / 65536));
+  const mem = new Uint8Array(memory.buffer);
+  mem.set(bytes.subarray(0, count * 2), 0);
+  bf16Kernel.convert(0, srcBytes, groups);
+  out.set(new Float32Array(memory.buffer, srcBytes, count), outOffset);
+  return true;
+}
+
 /** Decodes `count` little-endian elements of `dtype` from `bytes` into `out` starting at `outOffset`. */
 function decodeInto(
   dtype: SafetensorsDtype,
@@ -302,6 +427,7 @@ function decodeInto(
       new Uint8Array(out.buffer, out.byteOffset + outOffset * 4, count * 4).set(bytes.subarray(0, count * 4));
       return;
     case "BF16": {
+      if (count >= 64 && bf16ToF32Simd(bytes, count, out, outOffset)) return;
       const u32 = new Uint32Array(out.buffer, out.byteOffset + outOffset * 4, count);
       if (bytes.byteOffset % 2 === 0) {
         // Aligned (the staging buffer always is): one 16-bit load per value beats two byte loads. Like the F32

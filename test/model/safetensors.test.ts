@@ -131,6 +131,21 @@ describe("dtype conversion", () => {
     assert.ok(Number.isNaN(roundToDtype(new Float32Array([Number.NaN]), "bfloat16")[0]));
   });
 
+  it("bf16 decoding (SIMD for long runs, scalar for short) gives exactly the rounded bits", async () => {
+    for (const n of [7, 64, 1001]) {
+      const values = new Float32Array(n);
+      for (let i = 0; i < n; i++) values[i] = Math.sin(i * 12.9898) * 10 ** ((i % 20) - 10);
+      values[0] = Number.NaN;
+      values[1] = Number.NEGATIVE_INFINITY;
+      values[2] = -0;
+      const path = fresh();
+      await writeSafetensors(path, { v: { data: values, shape: [n] } }, { dtype: "bfloat16" });
+      const bits = new Uint32Array((await readSafetensors(path)).get("v")!.data.buffer);
+      for (let i = 0; i < n; i++)
+        assert.equal(bits[i], (floatToBf16Bits(values[i]) << 16) >>> 0, `n=${n} i=${i}`);
+    }
+  });
+
   it("f16 rounds to nearest even, handles subnormals, overflow and specials", () => {
     assert.equal(floatToF16Bits(1), 0x3c00);
     assert.equal(floatToF16Bits(65504), 0x7bff);

@@ -1,0 +1,83 @@
+/**
+ * Checkpoint I/O benchmark: loading a 256 MiB-as-float32 safetensors file (float32 and bfloat16 on disk) into
+ * float32, klear against HF's Rust-backed `safetensors` Python package (torch for bf16) in the same run, both
+ * from the page cache. Run: node --import tsx bench/model-io.ts
+ * The peer comes from .cache/oracle-venv when it has torch + safetensors, else a venv this script creates.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { readSafetensors, type SafetensorsWriteDtype, writeSafetensors } from "../src/model/safetensors.js";
+
+const RUNS = 5;
+const ELEMENTS = 64 * 1024 * 1024;
+const MIB = (ELEMENTS * 4) / 2 ** 20;
+
+function peerPython(): string {
+  const oracle = ".cache/oracle-venv/bin/python";
+  if (existsSync(oracle)) {
+    try {
+      execFileSync(oracle, ["-c", "import torch, safetensors"], { stdio: "ignore" });
+      return oracle;
+    } catch {
+      // fall through to our own venv
+    }
+  }
+  const own = ".cache/model-io-venv/bin/python";
+  if (!existsSync(own)) {
+    execFileSync("/usr/bin/python3", ["-m", "venv", ".cache/model-io-venv"], { stdio: "inherit" });
+  }
+  execFileSync(".cache/model-io-venv/bin/pip", ["install", "-q", "safetensors", "numpy"], {
+    stdio: "inherit",
+  });
+  return own;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function main() {
+  const python = peerPython();
+  const dir = mkdtempSync(join(tmpdir(), "klear-bench-model-io-"));
+  try {
+    // Eight tensors, like a layer's worth of projections, with varied values.
+    const tensors = new Map<string, { data: Float32Array; shape: number[] }>();
+    const per = ELEMENTS / 8;
+    for (let k = 0; k < 8; k++) {
+      const data = new Float32Array(per);
+      for (let i = 0; i < per; i++) data[i] = Math.sin(i * 0.001 + k) * 0.05;
+      tensors.set(`model.layers.${k}.mlp.up_proj.weight`, { data, shape: [per / 1024, 1024] });
+    }
+    for (const dtype of ["float32", "bfloat16"] as SafetensorsWriteDtype[]) {
+      const path = join(dir, `${dtype}.safetensors`);
+      await writeSafetensors(path, tensors, { dtype });
+      await readSafetensors(path); // warm the page cache for both sides
+      const klear: number[] = [];
+      for (let r = 0; r < RUNS; r++) {
+        const t = performance.now();
+        const loaded = await readSafetensors(path);
+        klear.push((performance.now() - t) / 1000);
+        if (loaded.size !== 8) throw new Error("bench: wrong tensor count");
+      }
+      const peerOut = execFileSync(python, ["bench/peers/safetensors_peer.py", path, String(RUNS)], {
+        encoding: "utf8",
+      });
+      const peer = JSON.parse(peerOut.trim().split("\n").pop()!) as { seconds: number; backend: string };
+      const k = MIB / median(klear);
+      const p = MIB / peer.seconds;
+      console.log(
+        `${dtype}: klear ${median(klear).toFixed(3)} s, peer (safetensors+${peer.backend}) ${peer.seconds.toFixed(3)} s`,
+      );
+      console.log(
+        `RESULT safetensors-load-${dtype} klear=${k.toFixed(0)} peer=${p.toFixed(0)} unit=MiB_f32/s ratio=${(k / p).toFixed(2)}`,
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
