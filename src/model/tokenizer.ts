@@ -199,16 +199,12 @@ export class ByteTokenizer implements Tokenizer {
         bytes.push(id);
         continue;
       }
-      flush();
       const t = this.addedTokens[id - 256];
-      if (!t) {
-        throw new KlearError(
-          "TOKENIZER_ID_OUT_OF_RANGE",
-          `token id ${id} is outside the byte tokenizer's vocabulary of ${this.vocabSize}`,
-          "decode ids produced by this tokenizer (or a model whose vocab_size matches it)",
-        );
-      }
-      if (!(opts.skipSpecialTokens && t.special)) out += t.content;
+      // Ids past the vocabulary (a model's vocab_size may be padded beyond the tokenizer) decode to nothing,
+      // as HF's tokenizers do, so sampling an untrained id never crashes a rollout.
+      if (!t || (opts.skipSpecialTokens && t.special)) continue;
+      flush();
+      out += t.content;
     }
     flush();
     return out;

@@ -46,8 +46,14 @@ describe("byte tokenizer", () => {
     assert.equal(tok.decode(ids.slice(0, 1)), "\ufffd");
   });
 
-  it("rejects ids beyond its vocabulary", () => {
-    assert.throws(() => tok.decode([300]), /token id 300 is outside the byte tokenizer's vocabulary of 261/);
+  it("decodes ids beyond its vocabulary to nothing, as HF tokenizers do", () => {
+    assert.equal(tok.decode([72, 300, -1, 105]), "Hi");
+    // Bytes of one character stay joined across a skipped id, as HF's byte-level decoder joins them.
+    assert.equal(tok.decode([195, 300, 169]), "é");
+    assert.equal(
+      tok.decode([195, tok.specialTokens.get("<|im_end|>")!, 169], { skipSpecialTokens: true }),
+      "é",
+    );
   });
 
   it("saves as an HF tokenizer.json that loads back as the same byte tokenizer", async () => {
