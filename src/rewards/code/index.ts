@@ -21,6 +21,7 @@ export {
   LocalCodeExecutor,
   type LocalSandboxOptions,
   PYTHON_PATH,
+  probeCodeSandbox,
 } from "./local.js";
 export {
   CodeRunnerPool,

@@ -500,3 +500,19 @@ function driveHarness(
     child.stdin?.write(`${JSON.stringify(request)}\n`);
   });
 }
+
+/**
+ * Whether the local bubblewrap sandbox works on this machine (installed, namespaces allowed), by
+ * running one trivial solution. Callers that can fall back (tests of other modules, `klear demo`)
+ * use the reason in their message.
+ */
+export async function probeCodeSandbox(): Promise<{ ok: true } | { ok: false; reason: string }> {
+  try {
+    const executor = new LocalCodeExecutor();
+    const r = await executor.runSolution("print(1)", [{ input: "", output: "1", testtype: "stdin" }], {}, 0);
+    if (r.passed) return { ok: true };
+    return { ok: false, reason: r.verdicts[0]?.detail ?? "the sandbox did not run a trivial program" };
+  } catch (e) {
+    return { ok: false, reason: (e as Error).message };
+  }
+}

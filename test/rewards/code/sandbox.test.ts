@@ -4,6 +4,7 @@ import {
   CodeRunnerPool,
   type CodeTest,
   LocalCodeExecutor,
+  probeCodeSandbox,
   runCodeTests,
 } from "../../../src/rewards/code/index.js";
 
@@ -125,4 +126,8 @@ test("no tests is never a pass; mixed test types and a missing method name are s
   assert.equal(mixed.verdicts[0].status, "sandbox_error");
   const noName = await runCodeTests("class Solution: pass", [fn("1", "1")]);
   assert.match(noName.verdicts[0].detail ?? "", /fn_name or starter code/);
+});
+
+test("probeCodeSandbox reports a working sandbox", async () => {
+  assert.deepEqual(await probeCodeSandbox(), { ok: true });
 });
