@@ -314,6 +314,8 @@ async function train(
   let interrupted = false;
   let lastSaved = resumeFrom?.step ?? -1;
   while (state.step < total) {
+    // Training is synchronous compute: yield once per step so a Ctrl-C handler gets to run.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     if (opts.shouldStop?.()) {
       interrupted = true;
       break;
