@@ -245,9 +245,10 @@ function parseContent(
   }
 }
 
-// Plain-text numbers: thousands separators, decimal commas, leading dots, currency, percent.
+// Plain-text numbers: thousands separators, decimal commas, leading dots, currency, percent. As in
+// Math-Verify, a number must start the text or follow whitespace, `=` or `**` (so `XDY2K` and the `2` of `m^2` are not answers).
 const EXPR_RE =
-  /(?<![A-Za-z\d.,])(?:[$€£]\s?)?-?(?:[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|\d{1,3}(?: \d{3})+(?!\d)(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)(?:\s*(?:[-+*/^]|\\times|\\cdot)\s*-?(?:\d+(?:\.\d+)?|\.\d+))*(?:\s*(?:%|percent\b|pct\b))?/g;
+  /(?<=^|[\s=]|(?:^|[\s=])\*\*)(?:[$€£]\s?)?-?(?:[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|\d{1,3}(?: \d{3})+(?!\d)(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)(?:\s*(?:[-+*/^]|\\times|\\cdot)\s*-?(?:\d+(?:\.\d+)?|\.\d+))*(?:\s*(?:%|percent\b|pct\b))?/g;
 
 function convertExpr(raw: string, budget: Budget): MathNode | null {
   budget.step(32 + (raw.length >> 3));
@@ -331,7 +332,7 @@ function latexCandidates(
   }
   // A bare \frac{a}{b} of numbers outside any environment is also a LaTeX answer.
   if (t.tryExtractWithoutAnchor !== false) {
-    const fracRe = /-?\\[dt]?frac\{\d+\}\{\d+\}/g;
+    const fracRe = /-?\\frac\{-?\d+(?:[.,]\d+)?\}\{-?\d+(?:[.,]\d+)?\}/g;
     for (let m = fracRe.exec(text); m; m = fracRe.exec(text)) {
       const raw = m[0];
       const inEnv = envGroups.some((g) => g[0].start <= m.index && m.index < g[g.length - 1].end);

@@ -27,7 +27,7 @@ test("verifyMathBatch: a check over budget is reported as timed out, the rest st
     { gold: "2", response: "\\boxed{2}" },
   ];
   const seen: number[] = [];
-  const got = await verifyMathBatch(pairs, { workers: 2, timeoutMs: 300, onResult: (i) => seen.push(i) });
+  const got = await verifyMathBatch(pairs, { workers: 2, timeoutMs: 3000, onResult: (i) => seen.push(i) });
   assert.equal(got[0].correct, true);
   assert.equal(got[1].timedOut, true);
   assert.equal(got[1].correct, false);

@@ -54,7 +54,7 @@ test("klear verify math: keeps fields, adds verdicts, reports malformed lines by
     "--workers",
     "1",
     "--timeout-ms",
-    "300",
+    "3000",
   ]);
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /in\.jsonl:3: not valid JSON/);
