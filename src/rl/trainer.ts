@@ -39,6 +39,18 @@ import { type PolicyLossMetrics, policyLoss } from "./objectives/policy-loss.js"
 import { positiveSftTerm } from "./sft-term.js";
 import { parseRlConfig, type RlConfig } from "./trainer-config.js";
 
+// The config API is public too, through this module (src/rl/index.ts re-exports it whole).
+export {
+  describeRlConfig,
+  parseRlConfig,
+  RL_PRESET_NAMES,
+  RL_PRESETS,
+  type RlConfig,
+  RlConfigSchema,
+  type RlPresetName,
+  resolveRlConfig,
+} from "./trainer-config.js";
+
 /** One prompt of an RL task: what the model sees (text and ids) and the reference answer. */
 export interface RlPrompt {
   id: string;
