@@ -31,3 +31,4 @@ export {
   type PositiveSftResult,
   positiveSftTerm,
 } from "./sft-term.js";
+export * from "./trainer.js";
