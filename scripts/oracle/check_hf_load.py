@@ -23,9 +23,10 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 TOLERANCE = {"float32": 1e-4, "bfloat16": 1e-3, "float16": 1e-3}
 
 
-def run_case(name, dtype, tied, shard, tokenizer_dir=None):
+def run_case(name, dtype, tied, shard, rope="default", tokenizer_dir=None):
     with tempfile.TemporaryDirectory() as out:
-        cmd = ["node", "--import", "tsx", "scripts/oracle/hf_check_save.ts", out, dtype, "1" if tied else "0", str(shard)]
+        cmd = ["node", "--import", "tsx", "scripts/oracle/hf_check_save.ts", out, dtype, "1" if tied else "0", str(shard),
+               rope]
         if tokenizer_dir:
             cmd.append(tokenizer_dir)
         subprocess.run(cmd, cwd=ROOT, check=True)
@@ -48,21 +49,23 @@ def run_case(name, dtype, tied, shard, tokenizer_dir=None):
         ok_logits = diff <= TOLERANCE[dtype]
         ok_ids = hf_ids == ids
         ok_chat = rendered == meta["prompt"]
+        rope_type = (getattr(model.config, "rope_parameters", None) or {}).get("rope_type", "default")
         print(f"{name}: architecture={type(model).__name__} params={sum(p.numel() for p in model.parameters())} "
-              f"tied={model.config.tie_word_embeddings} max|logit diff|={diff:.3e} (tol {TOLERANCE[dtype]:g}) "
+              f"tied={model.config.tie_word_embeddings} rope={rope_type} max|logit diff|={diff:.3e} (tol {TOLERANCE[dtype]:g}) "
               f"tokenizer_ids_equal={ok_ids} chat_template_equal={ok_chat} eos={gen.eos_token_id}")
         return ok_logits and ok_ids and ok_chat
 
 
 def main():
     cases = [
-        ("f32-untied", "float32", False, 0, None),
-        ("f32-tied", "float32", True, 0, None),
-        ("bf16-untied", "bfloat16", False, 0, None),
-        ("f16-tied-sharded", "float16", True, 60_000, None),
+        ("f32-untied", "float32", False, 0),
+        ("f32-tied", "float32", True, 0),
+        ("bf16-untied", "bfloat16", False, 0),
+        ("f16-tied-sharded", "float16", True, 60_000),
+        ("f32-yarn", "float32", False, 0, "yarn"),
     ]
     if len(sys.argv) > 1:
-        cases.append(("f32-qwen3-bpe-tokenizer", "float32", True, 0, sys.argv[1]))
+        cases.append(("f32-qwen3-bpe-tokenizer", "float32", True, 0, "default", sys.argv[1]))
     results = [run_case(*c) for c in cases]
     print("ALL OK" if all(results) else "SOME CHECKS FAILED")
     sys.exit(0 if all(results) else 1)

@@ -3,7 +3,7 @@
  * computes on it (logits at every position, token ids, a rendered chat prompt) for transformers to compare.
  *
  * Usage: node --import tsx scripts/oracle/hf_check_save.ts <out dir> <float32|bfloat16|float16> <tied 0|1>
- *        <max shard bytes or 0> [tokenizer dir]
+ *        <max shard bytes or 0> <default|yarn> [tokenizer dir]
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,7 +14,7 @@ import { Qwen3Model } from "../../src/model/qwen3.js";
 import type { SafetensorsWriteDtype } from "../../src/model/safetensors.js";
 import { ByteTokenizer, loadTokenizer } from "../../src/model/tokenizer.js";
 
-const [outDir, dtype, tied, shard, tokenizerDir] = process.argv.slice(2);
+const [outDir, dtype, tied, shard, rope, tokenizerDir] = process.argv.slice(2);
 const tokenizer = tokenizerDir ? await loadTokenizer(tokenizerDir) : new ByteTokenizer();
 const config = tinyQwen3Config({
   vocabSize: Math.max(288, Math.ceil(tokenizer.vocabSize / 64) * 64),
@@ -26,6 +26,20 @@ const config = tinyQwen3Config({
   headDim: 16,
   tieWordEmbeddings: tied === "1",
   ropeTheta: 1_000_000,
+  maxPositionEmbeddings: 128,
+  // YaRN past a short original context, so the prompt runs through the scaled frequencies.
+  ropeScaling:
+    rope === "yarn"
+      ? {
+          type: "yarn",
+          factor: 4,
+          originalMaxPositionEmbeddings: 32,
+          betaFast: 32,
+          betaSlow: 1,
+          attentionFactor: 0.1 * Math.log(4) + 1,
+          truncate: true,
+        }
+      : { type: "default" },
 });
 // Larger-than-init weights so the logits spread and a wrong layout cannot hide in near-uniform outputs.
 const source = Qwen3Model.create({ ...config, initializerRange: 0.2 }, { seed: 7 });
