@@ -364,6 +364,30 @@ describe("sharded folders", () => {
     );
   });
 
+  it("an index naming a tensor its shard lacks, or a shard outside the folder", async () => {
+    const dir = join(root, "sharded-lying-index");
+    await writeSafetensorsFolder(dir, randomTensors(7), { maxShardSize: 600 });
+    const indexPath = join(dir, SAFETENSORS_INDEX_FILE);
+    const index = JSON.parse(readFileSync(indexPath, "utf8"));
+    const shard = index.weight_map["model.norm.weight"];
+    writeFileSync(indexPath, JSON.stringify({ ...index, weight_map: { ...index.weight_map, ghost: shard } }));
+    await assert.rejects(
+      readSafetensorsFolder(dir),
+      assertKlear(
+        "SAFETENSORS_MISSING_TENSOR",
+        /no tensor named "ghost", though .*index\.json lists it there/,
+      ),
+    );
+    writeFileSync(
+      indexPath,
+      JSON.stringify({ ...index, weight_map: { ...index.weight_map, scalar: "../x.safetensors" } }),
+    );
+    await assert.rejects(
+      readSafetensorsFolder(dir),
+      assertKlear("SAFETENSORS_INDEX_INVALID", /weight_map\["scalar"\]/),
+    );
+  });
+
   it("a corrupt index", async () => {
     const dir = mkdtempSync(join(root, "bad-index-"));
     writeFileSync(join(dir, SAFETENSORS_INDEX_FILE), "{not json");
