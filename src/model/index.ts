@@ -29,7 +29,15 @@ export {
   type TinyQwen3Options,
   tinyQwen3Config,
 } from "./config.js";
-export { KVCache, type LogprobsResult, type Qwen3Batch, Qwen3Model, qwen3ParameterShapes } from "./qwen3.js";
+export {
+  KVCache,
+  type LogitsMemory,
+  type LogprobsResult,
+  type Qwen3Batch,
+  Qwen3Model,
+  qwen3ParameterShapes,
+} from "./qwen3.js";
+export { buildRopeTable, type RopeFrequencies, type RopeTable, ropeFrequencies } from "./rope.js";
 export {
   floatToBf16Bits,
   floatToF16Bits,

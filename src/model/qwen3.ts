@@ -75,6 +75,21 @@ export function qwen3ParameterShapes(config: Qwen3Config): Map<string, number[]>
   return shapes;
 }
 
+/**
+ * Logits of a training batch up to `keepFloats` are kept whole between forward and backward (default
+ * 128 MiB). Past it (large vocabularies × long batches) they are computed `chunkFloats` at a time, and
+ * the backward pass recomputes each chunk: one extra lm_head product instead of rows×vocab floats.
+ */
+export interface LogitsMemory {
+  keepFloats: number;
+  chunkFloats: number;
+}
+
+function chunkRows(rows: number, vocab: number, mem: LogitsMemory): number {
+  if (rows * vocab <= mem.keepFloats) return rows;
+  return Math.max(1, Math.floor(mem.chunkFloats / vocab));
+}
+
 function isNormName(name: string): boolean {
   return name.endsWith("norm.weight");
 }
@@ -186,6 +201,7 @@ export class Qwen3Model {
   private rope: RopeTable | null = null;
   private tape: Tape | null = null;
   private readonly scratch = new Map<string, Scratch>();
+  logitsMemory: LogitsMemory = { keepFloats: 1 << 25, chunkFloats: 1 << 23 };
 
   private constructor(config: Qwen3Config, params: Map<string, Parameter>, backend: Backend) {
     this.config = config;
@@ -427,8 +443,21 @@ export class Qwen3Model {
       be.gemm(false, true, N, D, F, 1, a.act, F, w.down.data, F, 1, hOut, D);
     }
     be.rmsnorm(tape.hOut, this.finalNorm.data, tape.xnF, tape.rstdF, N, D, cfg.rmsNormEps);
-    be.gemm(false, true, N, V, D, 1, tape.xnF, D, this.lmHead.data, D, 0, tape.logits, V);
-    be.logSoftmaxGather(tape.logits, tape.targets, N, V, tape.logp, tape.lse, tape.entropy);
+    const chunk = chunkRows(N, V, this.logitsMemory);
+    for (let r0 = 0; r0 < N; r0 += chunk) {
+      const rows = Math.min(chunk, N - r0);
+      const logits = tape.logits.subarray(0, rows * V);
+      be.gemm(false, true, rows, V, D, 1, tape.xnF.subarray(r0 * D), D, this.lmHead.data, D, 0, logits, V);
+      be.logSoftmaxGather(
+        logits,
+        tape.targets.subarray(r0, r0 + rows),
+        rows,
+        V,
+        tape.logp.subarray(r0, r0 + rows),
+        tape.lse.subarray(r0, r0 + rows),
+        tape.entropy ? tape.entropy.subarray(r0, r0 + rows) : null,
+      );
+    }
     tape.consumed = false;
     const result: LogprobsResult = { logp: tape.logp.slice() };
     if (tape.entropy) result.entropy = tape.entropy.slice();
@@ -479,7 +508,6 @@ export class Qwen3Model {
     const rope = this.ropeTable(T);
     const scale = 1 / Math.sqrt(hd);
 
-    const dLogits = this.buf("dLogits", N * V);
     const dH = this.buf("dH", N * D);
     const dX = this.buf("dX", N * D);
     const dAct = this.buf("dAct", N * F);
@@ -499,9 +527,28 @@ export class Qwen3Model {
       dent.set(dEntropy);
     }
 
-    be.logSoftmaxGatherBackward(tape.logits, tape.targets, tape.lse, tape.entropy, dlp, dent, dLogits, N, V);
-    be.gemm(true, false, V, D, N, 1, dLogits, V, tape.xnF, D, 1, this.lmHead.grad, D);
-    be.gemm(false, false, N, D, V, 1, dLogits, V, this.lmHead.data, D, 0, dX, D);
+    // The logits gradient overwrites the logits in place (each element is read before it is written).
+    const chunk = chunkRows(N, V, this.logitsMemory);
+    for (let r0 = 0; r0 < N; r0 += chunk) {
+      const rows = Math.min(chunk, N - r0);
+      const dLogits = tape.logits.subarray(0, rows * V);
+      const xnF = tape.xnF.subarray(r0 * D);
+      // Past the memory limit the logits were kept one chunk at a time: recompute this chunk's.
+      if (chunk < N) be.gemm(false, true, rows, V, D, 1, xnF, D, this.lmHead.data, D, 0, dLogits, V);
+      be.logSoftmaxGatherBackward(
+        dLogits,
+        tape.targets.subarray(r0, r0 + rows),
+        tape.lse.subarray(r0, r0 + rows),
+        tape.entropy ? tape.entropy.subarray(r0, r0 + rows) : null,
+        dlp.subarray(r0, r0 + rows),
+        dent ? dent.subarray(r0, r0 + rows) : null,
+        dLogits,
+        rows,
+        V,
+      );
+      be.gemm(true, false, V, D, rows, 1, dLogits, V, xnF, D, 1, this.lmHead.grad, D);
+      be.gemm(false, false, rows, D, V, 1, dLogits, V, this.lmHead.data, D, 0, dX.subarray(r0 * D), D);
+    }
     be.rmsnormBackward(dX, tape.hOut, this.finalNorm.data, tape.rstdF, dH, this.finalNorm.grad, N, D, false);
     for (let l = cfg.numHiddenLayers - 1; l >= 0; l--) {
       const w = this.layers[l];
@@ -622,7 +669,7 @@ export class Qwen3Model {
       hOut: buf("hOut", N * D),
       xnF: buf("xnF", N * D),
       rstdF: buf("rstdF", N),
-      logits: buf("logits", N * cfg.vocabSize),
+      logits: buf("logits", chunkRows(N, cfg.vocabSize, this.logitsMemory) * cfg.vocabSize),
       lse: buf("lseF", N),
       logp: buf("logp", N),
       entropy: entropy ? buf("entropy", N) : null,

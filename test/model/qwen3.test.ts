@@ -170,6 +170,40 @@ test(
   },
 );
 
+test("chunked logits (past the memory limit) give the same logp, entropy and gradients", { skip }, () => {
+  const cfg = small();
+  const rng = new Rng(12);
+  const B = 3;
+  const T = 7;
+  const tokens = randomTokens(rng, B * T, cfg.vocabSize);
+  const targets = randomTokens(rng, B * T, cfg.vocabSize);
+  targets[4] = -1;
+  const lengths = Int32Array.from([7, 2, 5]);
+  const dEnt = new Float32Array(B * T).map(() => rng.normal());
+  const dLogp = new Float32Array(B * T).map(() => rng.normal());
+  const run = (chunked: boolean) => {
+    const model = Qwen3Model.create(cfg, { seed: 13 });
+    if (chunked) model.logitsMemory = { keepFloats: 10, chunkFloats: 2 * cfg.vocabSize };
+    const out = model.logprobs({ tokens, targets, batchSize: B, seqLen: T, lengths }, { entropy: true });
+    model.zeroGrad();
+    model.backward(dLogp, dEnt);
+    return { out, grads: [...model.parameters()].map(([, p]) => p.grad.slice()) };
+  };
+  const whole = run(false);
+  const chunked = run(true);
+  assert.deepEqual([...chunked.out.logp], [...whole.out.logp]);
+  assert.deepEqual([...(chunked.out.entropy ?? [])], [...(whole.out.entropy ?? [])]);
+  whole.grads.forEach((g, i) => {
+    let md = 0;
+    let mr = 1e-12;
+    for (let j = 0; j < g.length; j++) {
+      md = Math.max(md, Math.abs(g[j] - chunked.grads[i][j]));
+      mr = Math.max(mr, Math.abs(g[j]));
+    }
+    assert.ok(md / mr < 1e-5, `gradient ${i} differs by ${md / mr}`);
+  });
+});
+
 test("training reduces the loss and is reproducible from a seed", { skip }, () => {
   const cfg = small();
   const run = () => {
