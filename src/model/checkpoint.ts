@@ -39,7 +39,10 @@ export interface SaveCheckpointOptions {
   dtype?: SafetensorsWriteDtype;
   /** Shard the weights when larger than this ("5GB" as HF by default; bytes or "500MB"). */
   maxShardSize?: number | string;
-  /** Merged over the defaults klear writes to generation_config.json (eos/pad/bos ids). */
+  /**
+   * Merged over the defaults klear writes to generation_config.json (eos/pad/bos ids). Pass a loaded
+   * checkpoint's `generationConfig` to keep a base model's sampling defaults (Qwen3 ships temperature/top_p/top_k).
+   */
   generationConfig?: Record<string, unknown>;
 }
 
