@@ -36,8 +36,11 @@ describe("a checkpoint saved by HF transformers", () => {
     assert.equal(ckpt.generationConfig.eos_token_id, ckpt.tokenizer.eosTokenId);
   });
 
-  it("re-saved by klear keeps its chat template and weights", async () => {
-    if (!nativeAvailable()) return; // loadModel needs the addon; loadCheckpoint above covers the reading
+  it("re-saved by klear keeps its chat template and weights", async (t) => {
+    if (!nativeAvailable()) {
+      t.skip("native addon not built (npm run build:native); loadModel needs it");
+      return;
+    }
     const { model, tokenizer } = await loadModel(HF_DIR);
     const dir = join(root, "resaved");
     await saveCheckpoint(dir, model, tokenizer, { dtype: "bfloat16" });
