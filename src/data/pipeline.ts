@@ -108,7 +108,8 @@ async function filterRows(
   const started = Date.now();
   const hashed = await hashInputs(inputs);
   const totalMb = hashed.reduce((a, h) => a + h.bytes, 0) / 1e6;
-  const progress = createProgress(command, Math.round(totalMb), { unit: "MB", silent: opts.quiet });
+  const totalUnits = Math.max(1, Math.ceil(totalMb));
+  const progress = createProgress(command, totalUnits, { unit: "MB", silent: opts.quiet });
   const side = sidecarPaths(output);
   const writers: DataWriter[] = [];
   const out = await openDataWriter(output);
@@ -162,7 +163,7 @@ async function filterRows(
         },
         onBytes: (n) => {
           bytesSeen += n;
-          progress.update(Math.round(bytesSeen / 1e6), {
+          progress.update(Math.min(totalUnits, Math.round(bytesSeen / 1e6)), {
             rows: read,
             removed: Object.values(removed).reduce((a, b) => a + b, 0),
           });
@@ -183,6 +184,7 @@ async function filterRows(
       perInputRows.set(input, rows);
     }
     await flush();
+    progress.update(totalUnits, { rows: read, removed: Object.values(removed).reduce((a, b) => a + b, 0) });
     for (const w of writers) await w.close();
   } catch (e) {
     for (const w of writers) await w.abort();
