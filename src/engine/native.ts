@@ -23,6 +23,9 @@ type Addon = Omit<Backend, "name"> & {
 const ADDON_RELATIVE = join("build", "Release", "klear_native.node");
 
 function findAddon(): string | null {
+  // KLEAR_NATIVE_ADDON points at a specific build (tests use it to check the not-built error).
+  const override = process.env.KLEAR_NATIVE_ADDON;
+  if (override) return existsSync(override) ? override : null;
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     const candidate = join(dir, ADDON_RELATIVE);
