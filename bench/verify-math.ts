@@ -13,6 +13,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { verifyMath } from "../src/rewards/math/index.js";
 import { Rng } from "../src/util/rng.js";
 
@@ -180,8 +181,8 @@ function respond(ans: string, rng: Rng, decoy: string): string {
   }
 }
 
-function buildPairs(): Pair[] {
-  const rng = new Rng(20241128);
+export function buildPairs(seed = 20241128): Pair[] {
+  const rng = new Rng(seed);
   const pairs: Pair[] = [];
   for (const { gold, source, solution } of loadGolds()) {
     const u = rng.uniform();
@@ -277,4 +278,5 @@ function main(): void {
   );
 }
 
-main();
+// Runs when invoked as the bench; importing it (to reuse the pair builder) runs nothing.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main();
