@@ -903,10 +903,16 @@ export async function listSafetensorsFolder(dir: string): Promise<Map<string, Sa
     return out;
   }
   if (existsSync(dir) && statSync(dir).isDirectory()) {
+    const pickled = ["pytorch_model.bin", "pytorch_model.bin.index.json"].find((f) =>
+      existsSync(join(dir, f)),
+    );
     throw new KlearError(
       "SAFETENSORS_MISSING",
-      `${dir}: no ${SAFETENSORS_SINGLE_FILE} or ${SAFETENSORS_INDEX_FILE} in the folder`,
-      "point at a folder saved by klear or by HF save_pretrained(safe_serialization=True)",
+      `${dir}: no ${SAFETENSORS_SINGLE_FILE} or ${SAFETENSORS_INDEX_FILE} in the folder` +
+        (pickled ? ` (it has ${pickled}: PyTorch pickle weights, which klear does not read)` : ""),
+      pickled
+        ? `convert once with transformers: AutoModelForCausalLM.from_pretrained("${dir}").save_pretrained("${dir}", safe_serialization=True)`
+        : "point at a folder saved by klear or by HF save_pretrained(safe_serialization=True)",
     );
   }
   throw new KlearError("SAFETENSORS_MISSING", `${dir}: folder not found`, "check the checkpoint path");
