@@ -362,6 +362,14 @@ describe("sharded folders", () => {
       readSafetensorsFolder(empty),
       assertKlear("SAFETENSORS_MISSING", /no model\.safetensors/),
     );
+    writeFileSync(join(empty, "pytorch_model.bin"), "");
+    await assert.rejects(
+      readSafetensorsFolder(empty),
+      (e: unknown) =>
+        e instanceof KlearError &&
+        /has pytorch_model\.bin/.test(e.message) &&
+        /safe_serialization=True/.test(e.fix),
+    );
   });
 
   it("an index naming a tensor its shard lacks, or a shard outside the folder", async () => {
