@@ -85,6 +85,8 @@ export {
   type DifficultyTag,
   type DifficultyThresholds,
   difficultyOf,
+  type GeneratorSamplerOptions,
+  generatorSampler,
   mathScorer as mathDifficultyScorer,
   openAiCompatibleSampler,
   type ResponseSampler,

@@ -3,6 +3,7 @@ import { type RunCodeTestsOptions, runCodeTests } from "../rewards/code/pool.js"
 import type { CodeTest } from "../rewards/code/types.js";
 import { type VerifyMathOptions, verifyMath } from "../rewards/math/verify.js";
 import { OpenAIClient, type OpenAIClientOptions } from "../rollout/openai.js";
+import type { GenerateParams, Generator } from "../rollout/types.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 import { rowAnswer, rowPromptText } from "./rows.js";
 
@@ -222,5 +223,29 @@ export function openAiCompatibleSampler(o: OpenAiSamplerOptions): ResponseSample
       return res.choices.map((c) => c.text);
     },
     close: () => client.close(),
+  };
+}
+
+export interface GeneratorSamplerOptions {
+  /** Prompt text to token ids, chat template included (e.g. the model's tokenizer + template). */
+  encode: (prompt: string) => number[];
+  /** Token ids to text. */
+  decode: (tokens: number[]) => string;
+  /** Sampling parameters (temperature, top-p, max new tokens, stop tokens, seed...). */
+  params: Omit<GenerateParams, "n" | "decode">;
+}
+
+/**
+ * A sampler over any rollout `Generator`, e.g. the local engine (`LocalGenerator`), so a small model
+ * on this machine can tag difficulty without a server.
+ */
+export function generatorSampler(generator: Generator, o: GeneratorSamplerOptions): ResponseSampler {
+  return {
+    async sample(prompt, n) {
+      const completions = await generator.generate([o.encode(prompt)], { ...o.params, n, decode: o.decode });
+      return completions
+        .sort((a, b) => a.sampleIndex - b.sampleIndex)
+        .map((c) => c.text ?? o.decode(c.tokens));
+    },
   };
 }

@@ -7,6 +7,7 @@ import {
   codeTestCount,
   codeTestsFromGroundTruth,
   difficultyOf,
+  generatorSampler,
   mathDifficultyScorer,
   openAiCompatibleSampler,
   type ResponseSampler,
@@ -194,4 +195,28 @@ test("a prompt whose sampling fails is reported under tag-error and the run goes
   const removed = JSON.parse(readFileSync(sidecarPaths(out).removed, "utf8").trim());
   assert.equal(removed.line, 2);
   assert.match(removed.error, /endpoint gave up/);
+});
+
+test("a rollout Generator (the local engine's interface) can be the sampler", async () => {
+  const calls: { n?: number; prompts: number[][] }[] = [];
+  const generator = {
+    async generate(prompts: number[][], params: { n?: number }) {
+      calls.push({ n: params.n, prompts });
+      return Array.from({ length: params.n ?? 1 }, (_, k) => ({
+        promptIndex: 0,
+        sampleIndex: (params.n ?? 1) - 1 - k,
+        tokens: [48 + ((params.n ?? 1) - 1 - k)],
+        logprobs: [0],
+        modelLogprobs: [0],
+        finishReason: "stop" as const,
+      }));
+    },
+  };
+  const sampler = generatorSampler(generator, {
+    encode: (p) => [...p].map((c) => c.charCodeAt(0)),
+    decode: (t) => String.fromCharCode(...t),
+    params: { maxNewTokens: 8, temperature: 1 },
+  });
+  assert.deepEqual(await sampler.sample("hi", 3), ["0", "1", "2"]);
+  assert.deepEqual(calls, [{ n: 3, prompts: [[104, 105]] }]);
 });
