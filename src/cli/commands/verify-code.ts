@@ -1,6 +1,8 @@
 import { parseArgs } from "node:util";
 import {
   CODE_FORMAT_ERROR_REWARD,
+  CODE_MISSING_THINK_CLOSE_REWARD,
+  CODE_MISSING_THINK_OPEN_REWARD,
   CODE_REWARD_MODES,
   type CodeExecutor,
   CodeRunnerPool,
@@ -35,6 +37,7 @@ options:
   --memory-mb MB           address-space limit per test (default 1024)
   --[no-]stop-at-first-failure  (default: stop for hard, run all for soft and pass-rate)
   --concurrency N          solutions at once (default: number of cores)
+  --think-gate             Klear's gate for responses: no </think> → reward −0.5, no <think> → −2
   --sandbox-url URL        run on a SandboxFusion server instead of locally
   --unsafe-no-sandbox      run WITHOUT isolation (trusted code only)
   --quiet                  no progress output`;
@@ -108,6 +111,7 @@ export async function run(argv: string[]): Promise<number> {
       "no-stop-at-first-failure": { type: "boolean" },
       concurrency: { type: "string" },
       "sandbox-url": { type: "string" },
+      "think-gate": { type: "boolean", default: false },
       "unsafe-no-sandbox": { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -181,7 +185,18 @@ export async function run(argv: string[]): Promise<number> {
         );
       }
       let out: Record<string, unknown>;
-      if (code === null) {
+      const response = typeof value.code === "string" ? null : (value.response as string);
+      const gate =
+        !values["think-gate"] || response === null
+          ? null
+          : !response.includes("</think>")
+            ? { reward: CODE_MISSING_THINK_CLOSE_REWARD, error: "no </think>" }
+            : !response.includes("<think>")
+              ? { reward: CODE_MISSING_THINK_OPEN_REWARD, error: "no <think>" }
+              : null;
+      if (gate) {
+        out = { ...value, passed: false, pass_rate: 0, ...gate, verdicts: [] };
+      } else if (code === null) {
         out = {
           ...value,
           passed: false,

@@ -34,6 +34,8 @@ export {
 export { SandboxFusionClient, type SandboxFusionOptions } from "./remote.js";
 export {
   CODE_FORMAT_ERROR_REWARD,
+  CODE_MISSING_THINK_CLOSE_REWARD,
+  CODE_MISSING_THINK_OPEN_REWARD,
   CODE_REWARD_MODES,
   type CodeResponseReward,
   type CodeResponseRewardOptions,

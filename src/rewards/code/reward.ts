@@ -23,6 +23,9 @@ export function codeReward(result: CodeRunResult, mode: CodeRewardMode = "soft")
 
 /** Klear's reward for a response with no ```python block (format error). */
 export const CODE_FORMAT_ERROR_REWARD = -1;
+/** Klear's think gate (ScoringConfig): no `</think>` (mostly truncated generations), then no `<think>`. */
+export const CODE_MISSING_THINK_CLOSE_REWARD = -0.5;
+export const CODE_MISSING_THINK_OPEN_REWARD = -2;
 
 /**
  * Up to `max` tests (default 16, Klear's max_test_cases) drawn without replacement with a seed, in
@@ -40,6 +43,8 @@ export interface CodeResponseRewardOptions extends RunCodeTestsOptions {
   /** Tests sampled per response (default 16); pass Infinity for all. */
   maxTests?: number;
   seed?: number;
+  /** Apply Klear's think gate first: no `</think>` → −0.5, else no `<think>` → −2 (default false). */
+  thinkGate?: boolean;
 }
 
 export interface CodeResponseReward {
@@ -58,7 +63,13 @@ export async function codeRewardForResponse(
   tests: readonly CodeTest[],
   opts: CodeResponseRewardOptions = {},
 ): Promise<CodeResponseReward> {
-  const { mode = "soft", maxTests = 16, seed = 0, ...run } = opts;
+  const { mode = "soft", maxTests = 16, seed = 0, thinkGate = false, ...run } = opts;
+  if (thinkGate && !response.includes("</think>")) {
+    return { reward: CODE_MISSING_THINK_CLOSE_REWARD, code: null, result: null };
+  }
+  if (thinkGate && !response.includes("<think>")) {
+    return { reward: CODE_MISSING_THINK_OPEN_REWARD, code: null, result: null };
+  }
   const code = extractCode(response);
   if (code === null) return { reward: CODE_FORMAT_ERROR_REWARD, code: null, result: null };
   const sampled = sampleCodeTests(tests, { max: maxTests, seed });

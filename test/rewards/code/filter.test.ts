@@ -67,6 +67,9 @@ test("codeRewardForResponse: format error −1, soft reward over sampled tests",
   assert.equal(r.result?.verdicts.length, 16, "16 sampled tests, all run for the soft reward");
   const passes = r.result?.verdicts.filter((v) => v.status === "pass").length ?? 0;
   assert.equal(r.reward, (2 * passes) / 16 - 1);
+  const gated = { thinkGate: true };
+  assert.equal((await codeRewardForResponse("```python\nprint(1)\n```", tests, gated)).reward, -0.5);
+  assert.equal((await codeRewardForResponse("x</think>```python\nprint(1)\n```", tests, gated)).reward, -2);
   const hard = await codeRewardForResponse("<think>x</think>\n```python\nprint(input())\n```", tests, {
     mode: "hard",
     maxTests: 100,

@@ -47,6 +47,11 @@ test("klear verify code: reads responses or code with tests, writes verdicts and
         ground_truth: JSON.stringify({ inputs: ["abc\n", "xy\n"], outputs: ["cba\n", "yx\n"] }),
       },
     },
+    {
+      id: "no-open-think",
+      response: "x</think>\n```python\nprint(1)\n```",
+      tests: [{ input: "", output: "1", testtype: "stdin" }],
+    },
   ];
   writeFileSync(inPath, rows.map((r) => JSON.stringify(r)).join("\n"));
   const r = klear(["verify", "code", "--in", inPath, "--out", outPath, "--reward", "soft"]);
@@ -71,11 +76,23 @@ test("klear verify code: reads responses or code with tests, writes verdicts and
   assert.equal(out[2].reward, -1);
   assert.equal(out[2].passed, false);
   assert.equal(out[3].passed, true);
+  assert.equal(out[4].reward, 1, "ungated by default");
 
   const hard = klear(["verify", "code", "--in", inPath, "--out", outPath, "--quiet"]);
   assert.equal(hard.status, 0, hard.stderr);
   const first = JSON.parse(readFileSync(outPath, "utf8").split("\n")[0]);
   assert.equal(first.reward, -1);
+
+  const gated = klear(["verify", "code", "--in", inPath, "--out", outPath, "--quiet", "--think-gate"]);
+  assert.equal(gated.status, 0, gated.stderr);
+  const gatedRows = readFileSync(outPath, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  assert.equal(gatedRows[4].reward, -2, "</think> without <think>");
+  assert.equal(gatedRows[0].reward, -1, "gate passed, then the hard reward");
+  assert.equal(gatedRows[1].passed, true, "bare code is not gated");
+  assert.equal(gatedRows[2].reward, -0.5, "no </think>");
 
   const bad = klear(["verify", "code", "--in", inPath]);
   assert.notEqual(bad.status, 0);
