@@ -404,6 +404,10 @@ def main():
         cmd = read_line()
         if cmd is None or cmd.strip() != "next":
             break
+    if not is_init:
+        import shutil
+
+        shutil.rmtree(req["_tmpdir"], ignore_errors=True)
     write_proto({"done": True})
 
 
