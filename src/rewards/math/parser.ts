@@ -51,8 +51,6 @@ function tokenize(s: string, budget: Budget): Tok[] {
       if (s[j] === "." && s[j + 1] >= "0" && s[j + 1] <= "9") {
         j++;
         while (j < s.length && s[j] >= "0" && s[j] <= "9") j++;
-      } else if (s[j] === "." && j > i && !(s[j + 1] >= "0" && s[j + 1] <= "9")) {
-        // "2." — a trailing dot is sentence punctuation, not a decimal point.
       }
       out.push({ t: "num", v: s.slice(i, j) });
       i = j;
@@ -587,7 +585,7 @@ class Parser {
     }
     if (t.t === "text") {
       this.next();
-      return textNode(t.v, this.budget);
+      return textNode(t.v);
     }
     if (t.t === "id") {
       this.next();
@@ -931,12 +929,11 @@ function symbolNode(name: string): MathNode {
 }
 
 /** `\text{…}`: a number or expression written as text is parsed; prose becomes a lowercase word. */
-function textNode(inner: string, budget: Budget): MathNode {
+function textNode(inner: string): MathNode {
   const trimmed = inner.trim().replace(/^\((.*)\)$/, "$1");
   if (/^-?\d+(\.\d+)?$/.test(trimmed))
     return trimmed.startsWith("-") ? neg(numberNode(trimmed.slice(1))) : numberNode(trimmed);
   if (trimmed === "") return { k: "word", text: "" };
-  void budget;
   return { k: "word", text: trimmed.toLowerCase().replace(/\s+/g, " ") };
 }
 
