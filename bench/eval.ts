@@ -7,7 +7,7 @@
  * the bottleneck of a real inference cluster (a large vLLM/SGLang fleet answers long-CoT requests at
  * far less than that). ratio = klear / 2000.
  *
- *   npm run bench:eval            (EVAL_BENCH_REQUESTS, EVAL_BENCH_RUNS, EVAL_BENCH_CONCURRENCY override)
+ *   npm run bench:eval   (EVAL_BENCH_REQUESTS, EVAL_BENCH_RUNS, EVAL_BENCH_CONCURRENCY override the sizes)
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -17,6 +17,7 @@ import { createInterface } from "node:readline";
 import {
   BENCHMARKS,
   createDefaultScorer,
+  type EvalScorer,
   evaluate,
   type LoadedBenchmark,
   OpenAIGenerator,
@@ -60,9 +61,12 @@ if (process.argv.includes("--serve")) {
     server.on("exit", (code) => reject(new Error(`fake server exited with ${code}`)));
   });
 
-  const scorer = process.env.EVAL_BENCH_NOSCORE
+  // Diagnostics: EVAL_BENCH_NOSCORE=1 measures the HTTP + store path alone; EVAL_BENCH_MATH_WORKERS=0
+  // verifies on the main thread.
+  const mathWorkers = process.env.EVAL_BENCH_MATH_WORKERS;
+  const scorer: EvalScorer = process.env.EVAL_BENCH_NOSCORE
     ? { score: async () => ({ score: 1, correct: true, extracted: "42", reason: "" }) }
-    : createDefaultScorer();
+    : createDefaultScorer({ mathWorkers: mathWorkers === undefined ? undefined : Number(mathWorkers) });
   const rates: number[] = [];
   try {
     for (let r = 0; r < runs + 1; r++) {
@@ -101,6 +105,7 @@ if (process.argv.includes("--serve")) {
     }
   } finally {
     server.kill();
+    await scorer.close?.();
   }
   rates.sort((a, b) => a - b);
   const median = rates[Math.floor(rates.length / 2)];

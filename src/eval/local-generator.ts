@@ -1,3 +1,4 @@
+import type { Backend } from "../engine/index.js";
 import { applyChatTemplate, type LoadedModel, loadModel } from "../model/index.js";
 import { generate } from "../rollout/index.js";
 import type { EvalGenerator, EvalGenRequest, EvalGenResult, EvalSamplingParams } from "./generator.js";
@@ -17,8 +18,9 @@ export class LocalEngineGenerator implements EvalGenerator {
     this.description = `local engine: ${dir}`;
   }
 
-  static async load(dir: string): Promise<LocalEngineGenerator> {
-    return new LocalEngineGenerator(await loadModel(dir), dir);
+  /** `backend`: the engine's compute backend (default the native one). */
+  static async load(dir: string, opts: { backend?: Backend } = {}): Promise<LocalEngineGenerator> {
+    return new LocalEngineGenerator(await loadModel(dir, opts), dir);
   }
 
   async generate(

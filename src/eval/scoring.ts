@@ -1,5 +1,7 @@
+import { availableParallelism } from "node:os";
 import { type CodeSandboxChoice, extractCode, runCodeTests } from "../rewards/code/index.js";
-import { extractMathAnswer, verifyMath } from "../rewards/math/index.js";
+import { type MathVerdict, verifyMath } from "../rewards/math/index.js";
+import { MathScorePool } from "./math-pool.js";
 import type { EvalProblem } from "./registry.js";
 
 /** The verdict on one sampled response. */
@@ -19,6 +21,8 @@ export interface EvalVerdict {
  */
 export interface EvalScorer {
   score(problem: EvalProblem, response: string): Promise<EvalVerdict>;
+  /** Releases workers (the default scorer's math threads). */
+  close?(): Promise<void>;
 }
 
 export interface DefaultScorerOptions {
@@ -28,26 +32,41 @@ export interface DefaultScorerOptions {
   mathTimeoutMs?: number;
   /** Where code runs: the bubblewrap sandbox (default), "unsafe-none", or a remote executor. */
   sandbox?: CodeSandboxChoice;
+  /**
+   * Worker threads verifying math off the main thread (default: cores - 1, 1 to 4); 0 verifies inline.
+   * Started on the first math answer.
+   */
+  mathWorkers?: number;
 }
 
 /**
  * The real scorers: rewards/math's verifier (Math-Verify semantics, gold read as \boxed{gold} like
- * Klear's judge) for math; rewards/code's sandbox with LiveCodeBench's comparison rules for code. The
- * majority-vote key is the canonical form of the extracted answer, so "0.5" and "\frac12" vote together.
+ * Klear's judge) for math, on worker threads; rewards/code's sandbox with LiveCodeBench's comparison
+ * rules for code. The majority-vote key is the extracted answer with whitespace removed.
  */
 export function createDefaultScorer(opts: DefaultScorerOptions = {}): EvalScorer {
   const mathTimeoutMs = opts.mathTimeoutMs ?? 5000;
+  const workers = opts.mathWorkers ?? Math.max(1, Math.min(4, availableParallelism() - 1));
+  let pool: MathScorePool | null = null;
+  const verify = async (gold: string, response: string): Promise<MathVerdict> => {
+    if (workers <= 0) return verifyMath(gold, response, { timeoutMs: mathTimeoutMs });
+    pool ??= new MathScorePool(workers, mathTimeoutMs);
+    return pool.verify(gold, response);
+  };
   return {
+    async close() {
+      await pool?.close();
+      pool = null;
+    },
     async score(problem, response) {
       if (problem.kind === "math") {
         try {
-          const r = verifyMath(problem.answer ?? "", response, { timeoutMs: mathTimeoutMs });
-          const key = extractMathAnswer(response, { timeoutMs: mathTimeoutMs });
+          const r = await verify(problem.answer ?? "", response);
           const reason = r.timedOut ? "timeout" : r.error ? `error: ${r.error}` : r.reason;
           return {
             score: r.correct ? 1 : 0,
             correct: r.correct,
-            extracted: key.canonical ?? key.answer ?? r.extractedPred,
+            extracted: r.extractedPred === null ? null : r.extractedPred.replace(/\s+/g, ""),
             reason,
           };
         } catch (e) {

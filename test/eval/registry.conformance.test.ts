@@ -82,6 +82,7 @@ test("a response boxing the gold answer is judged correct on every math problem 
     const miss = await scorer.score(p0, "<think>work</think>\nThe final answer is $\\boxed{123456789}$.");
     assert.equal(miss.correct, false, `${name}: a wrong answer is wrong`);
   }
+  await scorer.close?.();
 });
 
 test("a LiveCodeBench stdin problem is scored in the sandbox with its public tests", async (t) => {
@@ -99,4 +100,5 @@ test("a LiveCodeBench stdin problem is scored in the sandbox with its public tes
   assert.equal(wrong.correct, false);
   const none = await scorer.score(p, "no code here");
   assert.equal(none.reason, "no python code block after </think>");
+  await scorer.close?.();
 });

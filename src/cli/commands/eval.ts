@@ -208,15 +208,15 @@ export async function run(argv: string[]): Promise<number> {
     });
   }
 
+  const scorer = createDefaultScorer({
+    codeTimeoutMs: num("code-timeout", values["code-timeout"], true),
+    sandbox: values["sandbox-url"]
+      ? new SandboxFusionClient({ url: values["sandbox-url"] })
+      : values["unsafe-no-sandbox"]
+        ? "unsafe-none"
+        : "bwrap",
+  });
   try {
-    const scorer = createDefaultScorer({
-      codeTimeoutMs: num("code-timeout", values["code-timeout"], true),
-      sandbox: values["sandbox-url"]
-        ? new SandboxFusionClient({ url: values["sandbox-url"] })
-        : values["unsafe-no-sandbox"]
-          ? "unsafe-none"
-          : "bwrap",
-    });
     const outcome = await evaluate({
       benchmarks: benches,
       generator,
@@ -245,5 +245,6 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } finally {
     generator?.close?.();
+    await scorer.close?.();
   }
 }
