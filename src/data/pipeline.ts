@@ -39,6 +39,7 @@ import {
 } from "./select.js";
 import { DataStatsAccumulator, formatStatsHtml, formatStatsText } from "./stats.js";
 import {
+  codeTestCount,
   type DifficultyThresholds,
   type ResponseSampler,
   type ResponseScorer,
@@ -459,6 +460,10 @@ export async function runTag(inputs: readonly string[], output: string, opts: Ta
         const scorer = opts.scorers[ability] ?? opts.scorers.math;
         if (!scorer) {
           return { keep: false, rule: "no-scorer", detail: { ability } };
+        }
+        // The test-count rule needs no samples: skip the model calls for problems it drops anyway.
+        if (opts.rlFilter && ability === "code" && codeTestCount(rec.value) < (opts.codeMinTests ?? 16)) {
+          return { keep: false, rule: "code-too-few-tests", detail: { tests: codeTestCount(rec.value) } };
         }
         let result: Awaited<ReturnType<typeof tagDifficulty>>;
         try {
