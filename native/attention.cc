@@ -35,6 +35,103 @@ static inline void Scores(const float* q, const float* Kt, int64_t T, int64_t n,
   }
 }
 
+// With the AVX-512 sgemm available, each (sequence, head) runs as small dense products: S = QKᵀ over
+// the real length, a causal row softmax, then PV (and the five products of the backward pass). The
+// masked upper triangle costs flops but runs at GEMM speed, several times the row-by-row loops below.
+static void AttentionGemm(const float* q, const float* k, const float* v, float* out, float* lse, int64_t B,
+                          int64_t T, int64_t H, int64_t Hkv, int64_t hd, const int32_t* lengths, float scale) {
+  const int64_t group = H / Hkv;
+  ParallelFor(B * H, 1, [&](int64_t ub, int64_t ue) {
+    std::vector<float> S(T * T);
+    for (int64_t u = ub; u < ue; u++) {
+      const int64_t b = u / H, h = u % H, kh = h / group;
+      const int64_t len = lengths ? lengths[b] : T;
+      const float* Q = q + (b * T * H + h) * hd;
+      const float* K = k + (b * T * Hkv + kh) * hd;
+      const float* V = v + (b * T * Hkv + kh) * hd;
+      float* O = out + (b * T * H + h) * hd;
+      for (int64_t t = len; t < T; t++) {
+        std::memset(O + t * H * hd, 0, sizeof(float) * hd);
+        lse[(b * H + h) * T + t] = 0;
+      }
+      if (len == 0) continue;
+      OwnGemmSerial(false, true, len, len, hd, scale, Q, H * hd, K, Hkv * hd, 0.0f, S.data(), len);
+      for (int64_t t = 0; t < len; t++) {
+        float* s = S.data() + t * len;
+        float m = -INFINITY;
+        for (int64_t j = 0; j <= t; j++) m = s[j] > m ? s[j] : m;
+        float sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j <= t; j++) {
+          float e = FastExp(s[j] - m);
+          s[j] = e;
+          sum += e;
+        }
+        const float inv = 1.0f / sum;
+#pragma omp simd
+        for (int64_t j = 0; j <= t; j++) s[j] *= inv;
+        for (int64_t j = t + 1; j < len; j++) s[j] = 0;
+        lse[(b * H + h) * T + t] = m + std::log(sum);
+      }
+      OwnGemmSerial(false, false, len, hd, len, 1.0f, S.data(), len, V, Hkv * hd, 0.0f, O, H * hd);
+    }
+  });
+}
+
+static void AttentionBackwardGemm(const float* dout, const float* q, const float* k, const float* v, const float* out,
+                                  const float* lse, float* dq, float* dk, float* dv, int64_t B, int64_t T, int64_t H,
+                                  int64_t Hkv, int64_t hd, const int32_t* lengths, float scale) {
+  const int64_t group = H / Hkv;
+  ParallelFor(B * Hkv, 1, [&](int64_t ub, int64_t ue) {
+    std::vector<float> P(T * T), dS(T * T), D(T);
+    for (int64_t u = ub; u < ue; u++) {
+      const int64_t b = u / Hkv, kh = u % Hkv;
+      const int64_t len = lengths ? lengths[b] : T;
+      const float* K = k + (b * T * Hkv + kh) * hd;
+      const float* V = v + (b * T * Hkv + kh) * hd;
+      float* dK = dk + (b * T * Hkv + kh) * hd;
+      float* dV = dv + (b * T * Hkv + kh) * hd;
+      for (int64_t t = 0; t < T; t++) {
+        std::memset(dK + t * Hkv * hd, 0, sizeof(float) * hd);
+        std::memset(dV + t * Hkv * hd, 0, sizeof(float) * hd);
+      }
+      for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
+        const float* Q = q + (b * T * H + h) * hd;
+        const float* dO = dout + (b * T * H + h) * hd;
+        const float* O = out + (b * T * H + h) * hd;
+        float* dQ = dq + (b * T * H + h) * hd;
+        for (int64_t t = len; t < T; t++) std::memset(dQ + t * H * hd, 0, sizeof(float) * hd);
+        if (len == 0) continue;
+        OwnGemmSerial(false, true, len, len, hd, scale, Q, H * hd, K, Hkv * hd, 0.0f, P.data(), len);
+        OwnGemmSerial(false, true, len, len, hd, 1.0f, dO, H * hd, V, Hkv * hd, 0.0f, dS.data(), len);
+        for (int64_t t = 0; t < len; t++) {
+          const float* o = O + t * H * hd;
+          const float* g = dO + t * H * hd;
+          float Dt = 0;
+#pragma omp simd reduction(+ : Dt)
+          for (int64_t d = 0; d < hd; d++) Dt += g[d] * o[d];
+          const float l = lse[(b * H + h) * T + t];
+          float* p = P.data() + t * len;
+          float* ds = dS.data() + t * len;
+#pragma omp simd
+          for (int64_t j = 0; j <= t; j++) {
+            const float pj = FastExp(p[j] - l);
+            p[j] = pj;
+            ds[j] = pj * (ds[j] - Dt) * scale;
+          }
+          for (int64_t j = t + 1; j < len; j++) {
+            p[j] = 0;
+            ds[j] = 0;
+          }
+        }
+        OwnGemmSerial(false, false, len, hd, len, 1.0f, dS.data(), len, K, Hkv * hd, 0.0f, dQ, H * hd);
+        OwnGemmSerial(true, false, len, hd, len, 1.0f, dS.data(), len, Q, H * hd, 1.0f, dK, Hkv * hd);
+        OwnGemmSerial(true, false, len, hd, len, 1.0f, P.data(), len, dO, H * hd, 1.0f, dV, Hkv * hd);
+      }
+    }
+  });
+}
+
 // attention(q, k, v, out, lse, batch, seqLen, nHeads, nKvHeads, headDim, lengths|null, scale)
 // q/out: [batch*seqLen, nHeads, headDim]; k/v: [batch*seqLen, nKvHeads, headDim]; lse: [batch, nHeads, seqLen].
 Napi::Value Attention(const Napi::CallbackInfo& i) {
@@ -46,6 +143,10 @@ Napi::Value Attention(const Napi::CallbackInfo& i) {
   int64_t B = Int(i[5]), T = Int(i[6]), H = Int(i[7]), Hkv = Int(i[8]), hd = Int(i[9]);
   const int32_t* lengths = I32(i[10]);
   float scale = Flt(i[11]);
+  if (UseOwnGemmKernels()) {
+    AttentionGemm(q, k, v, out, lse, B, T, H, Hkv, hd, lengths, scale);
+    return i.Env().Undefined();
+  }
   int64_t group = H / Hkv;
   ParallelFor(B * H, 1, [&](int64_t ub, int64_t ue) {
     std::vector<float> p(T), Kt(hd * T);
@@ -104,6 +205,10 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& i) {
   int64_t B = Int(i[9]), T = Int(i[10]), H = Int(i[11]), Hkv = Int(i[12]), hd = Int(i[13]);
   const int32_t* lengths = I32(i[14]);
   float scale = Flt(i[15]);
+  if (UseOwnGemmKernels()) {
+    AttentionBackwardGemm(dout, q, k, v, out, lse, dq, dk, dv, B, T, H, Hkv, hd, lengths, scale);
+    return i.Env().Undefined();
+  }
   int64_t group = H / Hkv;
   ParallelFor(B * Hkv, 1, [&](int64_t ub, int64_t ue) {
     std::vector<float> p(T), dp(T), Kt(hd * T), Vt(hd * T);

@@ -59,6 +59,13 @@ bool OwnGemmAvailable();
 void OwnGemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
              const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// The same on the calling thread only (for products inside an already parallel kernel).
+void OwnGemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// Whether gemm (and the attention kernels built on it) use the AVX-512 sgemm rather than OpenBLAS.
+bool UseOwnGemmKernels();
+
 void InitGemm(Napi::Env env, Napi::Object exports);
 void InitNorms(Napi::Env env, Napi::Object exports);
 void InitRope(Napi::Env env, Napi::Object exports);

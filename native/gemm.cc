@@ -76,6 +76,8 @@ Napi::Value SetThreads(const Napi::CallbackInfo& i) {
 
 }  // namespace
 
+bool UseOwnGemmKernels() { return UseOwnGemm(); }
+
 void InitGemm(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm));
   exports.Set("info", Napi::Function::New(env, Info));

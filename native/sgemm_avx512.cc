@@ -203,6 +203,22 @@ static void FewRowsTransB(int64_t M, int64_t j0, int64_t j1, int64_t K, float al
 
 bool OwnGemmAvailable() { return true; }
 
+void OwnGemmSerial(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (beta != 1.0f) {
+    for (int64_t i = 0; i < M; i++) {
+      float* c = C + i * ldc;
+      if (beta == 0.0f)
+        std::memset(c, 0, sizeof(float) * N);
+      else
+        for (int64_t j = 0; j < N; j++) c[j] *= beta;
+    }
+  }
+  if (K <= 0 || alpha == 0.0f) return;
+  GemmBlock(Op{transA, A, lda}, Op{transB, B, ldb}, M, N, K, alpha, C, ldc);
+}
+
 void OwnGemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
              const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
@@ -247,6 +263,8 @@ void OwnGemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float al
 #else
 
 bool OwnGemmAvailable() { return false; }
+void OwnGemmSerial(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
+                   float*, int64_t) {}
 void OwnGemm(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*,
              int64_t) {}
 

@@ -1,6 +1,7 @@
 // Every kernel: the native (float32) forward against the float64 reference, and the reference backward
 // against central finite differences in float64 (then the native backward against the reference one).
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import type { Backend } from "../../src/engine/backend.js";
 import { getNativeBackend, nativeAvailable } from "../../src/engine/native.js";
@@ -441,4 +442,13 @@ test("one AdamW step equals PyTorch's formula on a hand-checked value", { skip }
     1,
   );
   assert.ok(Math.abs(p[0] - 0.85) < 1e-6, `got ${p[0]}`);
+});
+
+test("the OpenBLAS path (row-loop attention, cblas_sgemm) passes the same kernel tests", { skip }, () => {
+  if (process.env.KLEAR_GEMM) return; // already the child run
+  const r = spawnSync(process.execPath, ["--import", "tsx", "--test", import.meta.filename], {
+    encoding: "utf8",
+    env: { ...process.env, KLEAR_GEMM: "openblas" },
+  });
+  assert.equal(r.status, 0, `KLEAR_GEMM=openblas kernel tests failed:\n${r.stdout.slice(-3000)}`);
 });
