@@ -236,6 +236,14 @@ export async function run(argv: string[]): Promise<number> {
     console.log(
       `\nresults: ${outcome.resultsPath}${outcome.reportPath ? `\nreport:  ${outcome.reportPath}` : ""}`,
     );
+    for (const b of outcome.results.benchmarks) {
+      const short = b.perProblem.filter((p) => p.n < b.n).length;
+      if (short && !generator) {
+        console.error(
+          `klear eval: ${b.name}: ${short} problems have fewer than ${b.n} responses (${b.missingSamples} missing); their figures use the samples present`,
+        );
+      }
+    }
     if (outcome.failed > 0) {
       console.error(
         `klear eval: ${outcome.failed} requests failed for good; rerun the same command to retry only those (results so far are written)`,
