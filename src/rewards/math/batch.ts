@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { ConfigError } from "../../util/errors.js";
+import { ConfigError, KlearError } from "../../util/errors.js";
 import { type MathVerdict, type VerifyMathOptions, verifyMath } from "./verify.js";
 
 export interface MathPair {
@@ -71,34 +71,40 @@ export async function verifyMathBatch(
 
   await new Promise<void>((resolve, reject) => {
     let remaining = pairs.length;
-    let failed = false;
+    let settled = false;
     const finish = (i: number, r: MathVerdict) => {
       results[i] = r;
       opts.onResult?.(i, r);
-      if (--remaining === 0) resolve();
+      if (--remaining === 0) {
+        settled = true;
+        resolve();
+      }
+    };
+    const retire = (w: Worker) => {
+      workers.delete(w);
+      void w.terminate();
     };
     const spawn = () => {
       const w = newWorker();
       workers.add(w);
+      let ready = false;
       let current = -1;
       let timer: NodeJS.Timeout | null = null;
       const feed = () => {
-        if (failed || next >= pairs.length) {
+        if (settled || next >= pairs.length) {
           current = -1;
-          void w.terminate();
-          workers.delete(w);
+          retire(w);
           return;
         }
         current = next++;
         const p = pairs[current];
         timer = setTimeout(() => {
-          // Wedged: report the check as timed out, replace the worker.
+          // Wedged: report the check as timed out and replace the worker.
           const i = current;
           current = -1;
-          workers.delete(w);
-          void w.terminate();
+          retire(w);
           finish(i, timedOut(`worker did not answer within ${watchdogMs} ms`));
-          if (next < pairs.length) spawn();
+          if (!settled && next < pairs.length) spawn();
         }, watchdogMs);
         w.postMessage({
           id: current,
@@ -107,21 +113,48 @@ export async function verifyMathBatch(
           opts: { timeoutMs, ...p.opts },
         });
       };
-      w.on("message", (msg: { id: number; result: MathVerdict }) => {
-        if (msg.id !== current) return;
+      // The watchdog starts only once the worker has loaded, so a slow start is never a timeout.
+      w.on("message", (msg: { ready?: true; id?: number; result?: MathVerdict }) => {
+        if (msg.ready) {
+          ready = true;
+          feed();
+          return;
+        }
+        if (msg.id !== current || !msg.result) return;
         if (timer) clearTimeout(timer);
-        finish(msg.id, msg.result);
+        finish(current, msg.result);
         feed();
       });
       w.on("error", (e) => {
         if (timer) clearTimeout(timer);
-        workers.delete(w);
-        if (current >= 0) {
-          failed = true;
-          reject(e);
+        retire(w);
+        if (settled) return;
+        if (!ready) {
+          settled = true;
+          reject(
+            new KlearError(
+              "MATH_WORKER_FAILED",
+              `verifyMathBatch: a worker thread failed to start (${e.message})`,
+              "run with { workers: 0 } to verify in this thread, and report the error",
+              { cause: e },
+            ),
+          );
+          return;
         }
+        // A crashed check is reported as an error, never as a plain "wrong"; the rest carry on.
+        if (current >= 0) {
+          const i = current;
+          current = -1;
+          finish(i, {
+            correct: false,
+            extractedGold: null,
+            extractedPred: null,
+            reason: "internal error",
+            error: `worker crashed: ${e.message}`,
+          });
+        }
+        if (!settled && next < pairs.length) spawn();
       });
-      feed();
     };
     for (let i = 0; i < nWorkers; i++) spawn();
   }).finally(async () => {

@@ -24,3 +24,6 @@ parentPort?.on("message", (job: Job) => {
   }
   parentPort?.postMessage({ id: job.id, result });
 });
+
+// Tell the pool this worker has loaded: its watchdog starts from the first job, not from startup.
+parentPort?.postMessage({ ready: true });
