@@ -336,7 +336,7 @@ function parseResponse(
     choices?: {
       index?: number;
       text?: string;
-      message?: { content?: string | null; reasoning_content?: string | null };
+      message?: { content?: string | null; reasoning_content?: string | null; reasoning?: string | null };
       finish_reason?: string | null;
     }[];
     usage?: { prompt_tokens?: number; completion_tokens?: number };
@@ -349,7 +349,8 @@ function parseResponse(
     if (chat) {
       // Reasoning parsers (vLLM --reasoning-parser) split the thinking out; put it back so scoring sees
       // the whole response, as the model produced it.
-      const reasoning = c.message?.reasoning_content;
+      // vLLM ≤ 0.10 calls the field reasoning_content, later versions reasoning.
+      const reasoning = c.message?.reasoning_content ?? c.message?.reasoning;
       const content = c.message?.content ?? "";
       text = reasoning ? `<think>\n${reasoning}\n</think>\n\n${content}` : content;
     } else text = c.text ?? "";

@@ -30,6 +30,36 @@ test("chat and completions round-trip, with n choices and usage", async () => {
   }
 });
 
+test("a reasoning parser's split thinking is put back in front of the answer", async () => {
+  const http = await import("node:http");
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(
+      JSON.stringify({
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: "\\boxed{4}", reasoning_content: "2+2" },
+            finish_reason: "stop",
+          },
+        ],
+      }),
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const client = new OpenAIClient({
+    endpoints: [`http://127.0.0.1:${(server.address() as { port: number }).port}`],
+  });
+  try {
+    const r = await client.chat([{ role: "user", content: "q" }], { model: "m" });
+    assert.equal(r.choices[0].text, "<think>\n2+2\n</think>\n\n\\boxed{4}");
+    assert.equal(r.completionTokens, null);
+  } finally {
+    client.close();
+    server.close();
+  }
+});
+
 test("sampling parameters reach the server under OpenAI/vLLM names", async () => {
   let seen: Record<string, unknown> = {};
   const fake = await startFakeOpenAI({
