@@ -38,6 +38,25 @@ export const KNOWN_DECONTAM_BENCHMARKS = [
   "hmmt25",
 ];
 
+/** `--bench all`: the benchmarks klear evaluates on (spec §10), whose problems training must not see. */
+export const DEFAULT_DECONTAM_BENCHMARKS = [
+  "aime24",
+  "aime25",
+  "hmmt_feb_2025",
+  "math500",
+  "amc23",
+  "lcb_v5",
+];
+
+/** Expands "all" to {@link DEFAULT_DECONTAM_BENCHMARKS}, keeping order and dropping repeats. */
+export function expandBenchmarkSpecs(specs: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const s of specs.flatMap((x) => (x === "all" ? DEFAULT_DECONTAM_BENCHMARKS : [x]))) {
+    if (!out.includes(s)) out.push(s);
+  }
+  return out;
+}
+
 /** Where local benchmark copies live: $KLEAR_BENCHMARK_DIR, else ../shared/data/benchmarks. */
 export function defaultBenchmarkDir(): string {
   return process.env.KLEAR_BENCHMARK_DIR ?? resolve("../shared/data/benchmarks");

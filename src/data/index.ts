@@ -3,7 +3,9 @@
 export {
   type BenchmarkText,
   type ContaminationHit,
+  DEFAULT_DECONTAM_BENCHMARKS,
   defaultBenchmarkDir,
+  expandBenchmarkSpecs,
   KNOWN_DECONTAM_BENCHMARKS,
   loadDecontamBenchmark,
   NgramDecontaminator,

@@ -5,7 +5,7 @@ import { mapConcurrent } from "../util/concurrency.js";
 import { ConfigError } from "../util/errors.js";
 import { createProgress } from "../util/progress.js";
 import { Rng } from "../util/rng.js";
-import { loadDecontamBenchmark, NgramDecontaminator } from "./decontam.js";
+import { expandBenchmarkSpecs, loadDecontamBenchmark, NgramDecontaminator } from "./decontam.js";
 import { Deduplicator, type DeduplicatorOptions } from "./dedup.js";
 import {
   type DataRecord,
@@ -257,7 +257,7 @@ export async function runDecontam(inputs: readonly string[], output: string, opt
   }
   const texts = [];
   const loaded: Record<string, number> = {};
-  for (const b of opts.benchmarks) {
+  for (const b of expandBenchmarkSpecs(opts.benchmarks)) {
     const items = await loadDecontamBenchmark(b, opts.benchmarkDir);
     loaded[b] = items.length;
     texts.push(...items);

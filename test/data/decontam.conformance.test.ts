@@ -94,3 +94,29 @@ test("benchmarks load by file path too, and every local benchmark name resolves"
     assert.ok(items.length >= 30, `${name}: ${items.length}`);
   }
 });
+
+test("--bench all loads the whole eval suite (AIME 24/25, HMMT 25, MATH-500, AMC 23, LCB v5)", async (t) => {
+  if (!present) {
+    t.skip("decontam conformance: ../shared/data not present");
+    return;
+  }
+  const src = join(dir, "one.jsonl");
+  writeFileSync(
+    src,
+    `${JSON.stringify({ problem: "a clean prompt about nothing in particular at all today" })}\n`,
+  );
+  const m = await runDecontam([src], join(dir, "one.out.jsonl"), {
+    benchmarks: ["all"],
+    benchmarkDir: benchDir,
+    quiet: true,
+  });
+  assert.deepEqual(Object.keys(m.parameters.benchmarks as Record<string, number>), [
+    "aime24",
+    "aime25",
+    "hmmt_feb_2025",
+    "math500",
+    "amc23",
+    "lcb_v5",
+  ]);
+  assert.equal(m.counts.kept, 1);
+});

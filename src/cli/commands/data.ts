@@ -26,8 +26,8 @@ removed row with its file, line and reason) and OUT.malformed.jsonl (each unread
   dedup     INPUT... --out OUT [--no-exact] [--no-near] [--threshold 0.8] [--num-perm 128]
             [--shingle 3] [--bands B --rows R] [--seed 1]
   decontam  INPUT... --out OUT --bench NAME_OR_FILE [--bench ...] [--ngram 9] [--bench-dir DIR]
-            names: aime24 aime25 hmmt25 math500 amc23 gsm8k lcb_v5 (local copies in --bench-dir,
-            default $KLEAR_BENCHMARK_DIR or ../shared/data/benchmarks)
+            names: aime24 aime25 hmmt_feb_2025 math500 amc23 gsm8k lcb_v5 lcb_v6, or "all" (the eval
+            suite); local copies in --bench-dir, default $KLEAR_BENCHMARK_DIR or ../shared/data/benchmarks
   select    INPUT... --out OUT [--scores FILE.json | --score-rule hard-fraction|mean-response-tokens|rows]
             [--top-k-sources K] [--mix src=ratio,src=ratio] [--total N] [--k-center N] [--dim 256] [--seed 0]
   tag       INPUT... --out OUT --endpoint URL --model NAME [--n 16] [--temperature 0.6] [--top-p 0.95]
