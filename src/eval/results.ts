@@ -90,7 +90,9 @@ function hashString(s: string): number {
 
 function histogram(values: number[], bins = 20): { edges: number[]; counts: number[] } {
   if (!values.length) return { edges: [], counts: [] };
-  const max = Math.max(...values);
+  // A loop, not Math.max(...values): a spread of ~100k samples overflows the argument limit.
+  let max = 0;
+  for (const v of values) if (v > max) max = v;
   const width = Math.max(1, Math.ceil((max + 1) / bins));
   const edges = Array.from({ length: bins + 1 }, (_, i) => i * width);
   const counts = new Array<number>(bins).fill(0);
@@ -174,7 +176,10 @@ export function computeBenchResult(
     if (list.length) scored.push({ p, correct, answers });
   }
 
-  const minN = scored.length ? Math.min(...scored.map((s) => s.correct.length)) : 0;
+  const minN = scored.reduce(
+    (m, s) => Math.min(m, s.correct.length),
+    scored.length ? Number.POSITIVE_INFINITY : 0,
+  );
   const ks = (opts.ks ?? defaultKs(n)).filter((k) => k >= 1 && k <= minN);
   const passAt = ks.map((k) => ({
     k,
