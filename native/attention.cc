@@ -59,6 +59,7 @@ static void AttentionGemm(const float* q, const float* k, const float* v, float*
       for (int64_t t = 0; t < len; t++) {
         float* s = S.data() + t * len;
         float m = -INFINITY;
+#pragma omp simd reduction(max : m)
         for (int64_t j = 0; j <= t; j++) m = s[j] > m ? s[j] : m;
         float sum = 0;
 #pragma omp simd reduction(+ : sum)
@@ -166,6 +167,7 @@ Napi::Value Attention(const Napi::CallbackInfo& i) {
         int64_t n = t + 1;
         Scores(qt, Kt.data(), T, n, hd, scale, p.data());
         float m = -INFINITY;
+#pragma omp simd reduction(max : m)
         for (int64_t j = 0; j < n; j++) m = p[j] > m ? p[j] : m;
         float sum = 0;
 #pragma omp simd reduction(+ : sum)

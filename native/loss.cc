@@ -24,6 +24,7 @@ Napi::Value LogSoftmaxGather(const Napi::CallbackInfo& i) {
       }
       const float* zr = z + r * V;
       float m = -INFINITY;
+#pragma omp simd reduction(max : m)
       for (int64_t j = 0; j < V; j++) m = zr[j] > m ? zr[j] : m;
       float sum = 0, sz = 0;
 #pragma omp simd reduction(+ : sum, sz)
