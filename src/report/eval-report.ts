@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { EvalResults } from "../eval/results.js";
+import { KlearError } from "../util/errors.js";
 
 /**
  * The eval run's static report: one self-contained HTML file (uPlot and its CSS inlined, data embedded
@@ -208,4 +209,26 @@ ${problemTables(results)}
 <script>${CLIENT_SCRIPT}</script>
 </body></html>
 `;
+}
+
+/** Reads an eval run's results.json (for `klear report` and other tools), checking its format. */
+export function readEvalResults(path: string): EvalResults {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new KlearError(
+      "RESULTS_UNREADABLE",
+      `cannot read ${path}: ${(e as Error).message}`,
+      "point at a klear eval results.json",
+    );
+  }
+  if ((value as { format?: string })?.format !== "klear-eval/1") {
+    throw new KlearError(
+      "RESULTS_FORMAT",
+      `${path} is not a klear eval results file (format "${(value as { format?: string })?.format}")`,
+      "use the results.json that `klear eval` wrote",
+    );
+  }
+  return value as EvalResults;
 }

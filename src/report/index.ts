@@ -1,2 +1,2 @@
 // Public API of src/report: self-contained HTML reports that open offline.
-export { renderEvalReport } from "./eval-report.js";
+export { readEvalResults, renderEvalReport } from "./eval-report.js";

@@ -266,3 +266,13 @@ test("offline scoring of responses a user already has (ids, problem text, Klear'
   // importing the same file again adds nothing
   assert.equal((await importResponses(file, bench, out)).samples, 0);
 });
+
+test("results.json reads back for the report; other JSON is refused", async () => {
+  const { readEvalResults, renderEvalReport } = await import("../../src/report/index.js");
+  const out = join(root, "rerun");
+  const results = readEvalResults(join(out, "results.json"));
+  assert.equal(results.benchmarks[0].name, "math500");
+  assert.equal(renderEvalReport(results), readFileSync(join(out, "report.html"), "utf8"));
+  writeFileSync(join(root, "other.json"), "{}");
+  assert.throws(() => readEvalResults(join(root, "other.json")), /not a klear eval results file/);
+});
