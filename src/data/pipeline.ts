@@ -1,5 +1,4 @@
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { atomicWriteJsonSync } from "../util/atomic.js";
 import { mapConcurrent } from "../util/concurrency.js";
 import { ConfigError } from "../util/errors.js";
@@ -496,7 +495,7 @@ export interface StatsRunOptions extends PipelineCommonOptions {
   html?: string;
   /** Write the statistics as JSON here. */
   json?: string;
-  /** Count tokens with this tokenizer.json instead of the word/punctuation approximation. */
+  /** Count tokens with this tokenizer (a model folder or its tokenizer.json) instead of the approximation. */
   tokenizer?: string;
   sourceField?: string;
 }
@@ -506,10 +505,11 @@ export async function runStats(inputs: readonly string[], opts: StatsRunOptions 
   let countTokens = approxTokenCount;
   let unit = "approx. tokens";
   if (opts.tokenizer) {
-    const { Tokenizer } = await import("@huggingface/tokenizers");
-    const json = JSON.parse(readFileSync(opts.tokenizer, "utf8"));
-    const tok = new Tokenizer(json, {});
-    countTokens = (t: string) => tok.encode(t).ids.length;
+    // The model module's loader: the same token counts the SFT packer and the trainer will see.
+    const { loadTokenizer } = await import("../model/tokenizer.js");
+    const folder = opts.tokenizer.endsWith(".json") ? dirname(opts.tokenizer) : opts.tokenizer;
+    const tok = await loadTokenizer(folder);
+    countTokens = (t: string) => tok.encode(t, { addSpecialTokens: false }).length;
     unit = "tokens";
   }
   const stats = new DataStatsAccumulator(countTokens, opts.sourceField);

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { run } from "../../src/cli/commands/data.js";
 import { DataStatsAccumulator, formatStatsText, LengthHistogram, runStats } from "../../src/data/index.js";
 
@@ -147,4 +148,15 @@ test("klear data CLI: every subcommand writes its output atomically with a manif
   assert.match((await cli(["--help"])).stdout, /dedup/);
   await assert.rejects(cli(["dedup", src]), /--out/);
   await assert.rejects(cli(["tag", src, "--out", join(outDir, "t.jsonl")]), /--endpoint/);
+});
+
+test("stats count real tokens with a model's tokenizer when given one", async () => {
+  const tokDir = fileURLToPath(new URL("../../fixtures/model/qwen3-tokenizer-subset", import.meta.url));
+  const src = join(dir, "tok.jsonl");
+  writeFileSync(src, `${JSON.stringify({ problem: "Hello world", response: "The answer is 42." })}\n`);
+  const approx = await runStats([src]);
+  const real = await runStats([src], { tokenizer: join(tokDir, "tokenizer.json") });
+  assert.match(real.text, /\(tokens\)/);
+  assert.match(approx.text, /\(approx\. tokens\)/);
+  assert.ok(real.stats.all.promptTokens.max >= 2);
 });

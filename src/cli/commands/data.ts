@@ -36,7 +36,7 @@ removed row with its file, line and reason) and OUT.malformed.jsonl (each unread
             [--code-min-pass-rate 0.5]
   convert   INPUT... --out OUT [--to verl|chat|problem|same] [--data-source NAME] [--ability math|code]
             [--split train]
-  stats     INPUT... [--html OUT.html] [--json OUT.json] [--tokenizer tokenizer.json]
+  stats     INPUT... [--html OUT.html] [--json OUT.json] [--tokenizer MODEL_DIR|tokenizer.json]
 
 common options: --text-field a.b (where the prompt is; detected by default), --require-response,
 --source-field a.b, --quiet`;
