@@ -465,21 +465,32 @@ class Parser {
   }
 
   private parseUnary(): MathNode {
-    if (this.isOp("-")) {
-      this.next();
-      return neg(this.parseUnary());
+    this.enter();
+    try {
+      if (this.isOp("-")) {
+        this.next();
+        return neg(this.parseUnary());
+      }
+      if (this.isOp("+")) {
+        this.next();
+        return this.parseUnary();
+      }
+      return this.parsePostfix();
+    } finally {
+      this.leave();
     }
-    if (this.isOp("+")) {
-      this.next();
-      return this.parseUnary();
-    }
-    return this.parsePostfix();
   }
 
   private parsePostfix(): MathNode {
     this.enter();
     let base = this.parsePrimary();
+    // Each postfix operator nests the tree one level deeper (x^x^x…, 3!!!…): count it against the depth cap.
+    let applied = 0;
     for (;;) {
+      if (this.isOp("^") || this.isOp("!") || this.isOp("%") || this.isOp("'")) {
+        this.enter();
+        applied++;
+      }
       if (this.isOp("^")) {
         this.next();
         const exp = this.parseScript();
@@ -495,6 +506,7 @@ class Parser {
         if (base.k === "sym") base = { k: "sym", name: `${base.name}'` };
       } else break;
     }
+    this.depth -= applied;
     this.leave();
     return base;
   }

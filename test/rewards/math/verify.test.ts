@@ -238,6 +238,11 @@ describe("bounded time", () => {
       ["1", `\\boxed{${"x+".repeat(50_000)}1}`],
       ["1", "\\boxed{1000000!}"],
       ["1", "\\boxed{\\sum_{k=1}^{10^{12}} k}"],
+      ["1", `\\boxed{${"x^".repeat(50_000)}2}`],
+      ["1", `\\boxed{3${"!".repeat(100_000)}}`],
+      ["1", `\\boxed{${"-".repeat(100_000)}1}`],
+      ["1", `\\boxed{${"|".repeat(100_000)}}`],
+      ["1", `$${"\\begin{pmatrix}".repeat(20_000)}$`],
     ];
     for (const [gold, response] of cases) {
       const t0 = performance.now();
@@ -245,6 +250,7 @@ describe("bounded time", () => {
       const ms = performance.now() - t0;
       assert.ok(ms < 2000, `took ${ms.toFixed(0)} ms on ${response.slice(0, 40)}`);
       if (r.timedOut) assert.equal(r.reason, "timed out");
+      assert.notEqual(r.reason, "internal error", `${response.slice(0, 40)}: ${r.error}`);
     }
   });
   test("a timed-out check says so instead of reporting a plain wrong answer", () => {
