@@ -1,5 +1,15 @@
 // Public API of src/eval: benchmark registry and loaders, prompts, metrics, scoring, the resumable
-// results store and the evaluate() driver behind `klear eval`.
+// results store and the evaluate() driver behind `klear eval`. The OpenAI-compatible client lives in
+// src/rollout/openai.ts (shared with data generation) and is public through here.
+export {
+  type OpenAIChatMessage,
+  type OpenAIChoice,
+  OpenAIClient,
+  type OpenAIClientOptions,
+  type OpenAIClientStats,
+  type OpenAICompletion,
+  type OpenAISamplingParams,
+} from "../rollout/openai.js";
 export {
   DEFAULT_EVAL_SAMPLING,
   type EvalGenerator,
