@@ -79,7 +79,6 @@ class Comparer {
     if (g.k === "tuple") {
       if (p.k === "tuple") return this.orderedEqual(g.items, p.items);
       if (p.k === "interval" && p.loOpen && p.hiOpen) return this.orderedEqual(g.items, [p.lo, p.hi]);
-      if (p.k === "matrix") return this.orderedEqual(g.items, p.rows.flat());
       return false;
     }
     if (g.k === "interval") {
@@ -101,7 +100,6 @@ class Comparer {
         if (g.rows.length !== p.rows.length) return false;
         return g.rows.every((r, i) => this.orderedEqual(r, p.rows[i]));
       }
-      if (p.k === "tuple") return this.orderedEqual(g.rows.flat(), p.items);
       return false;
     }
     if (p.k === "tuple" || p.k === "interval" || p.k === "union" || p.k === "matrix") return false;
