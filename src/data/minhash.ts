@@ -206,18 +206,22 @@ export class MinHashLsh {
     const k = this.options.numPerm;
     const sig = new Uint32Array(k).fill(0xffffffff);
     const seeds = this.seeds;
-    for (let s = 0; s < shingles.length; s++) {
-      const x = shingles[s];
-      for (let p = 0; p < k; p++) {
-        let h = x ^ seeds[p];
+    // Permutation-major: the running minimum stays in a register instead of a typed-array slot.
+    const n = shingles.length;
+    for (let p = 0; p < k; p++) {
+      const seed = seeds[p];
+      let min = 0xffffffff;
+      for (let s = 0; s < n; s++) {
+        let h = shingles[s] ^ seed;
         h ^= h >>> 16;
         h = Math.imul(h, 0x85ebca6b);
         h ^= h >>> 13;
         h = Math.imul(h, 0xc2b2ae35);
         h ^= h >>> 16;
         h >>>= 0;
-        if (h < sig[p]) sig[p] = h;
+        if (h < min) min = h;
       }
+      sig[p] = min;
     }
     return sig;
   }
