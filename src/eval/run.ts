@@ -1,3 +1,4 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { atomicWriteFile } from "../util/atomic.js";
 import { ConfigError, KlearError } from "../util/errors.js";
@@ -60,6 +61,42 @@ export function sampleSeed(seed: number, bench: string, problemId: string, sampl
   return (hashString(`${seed}\u0000${bench}\u0000${problemId}\u0000${sampleIdx}`) & 0x7fffffff) >>> 0;
 }
 
+/**
+ * One eval process per run folder: two at once would each ask for the same missing samples. The lock
+ * file holds the owner's pid; a lock left by a killed run (its pid gone) is taken over.
+ */
+export function lockRunDir(dir: string): () => void {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, ".lock");
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: "wx" });
+      return () => rmSync(path, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      const pid = Number(readFileSync(path, "utf8"));
+      let alive = false;
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch (err) {
+          alive = (err as NodeJS.ErrnoException).code === "EPERM";
+        }
+      }
+      if (alive) {
+        throw new KlearError(
+          "RUN_DIR_BUSY",
+          `another klear eval (pid ${pid}) is running in ${dir}`,
+          "wait for it to finish, or use another --out",
+        );
+      }
+      rmSync(path, { force: true });
+    }
+  }
+  throw new KlearError("RUN_DIR_BUSY", `cannot lock ${path}`, "remove the file if no eval is running there");
+}
+
 /** A minimal async limiter: at most `limit` tasks running, `drain()` waits for all. */
 function limiter(limit: number) {
   let active = 0;
@@ -118,6 +155,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateOutcome> 
   checkPromptTemplate(promptTemplate);
   const seed = opts.seed ?? 0;
   const model = opts.model ?? "unknown";
+  const releaseLock = lockRunDir(opts.outDir);
   const store = new EvalStore(join(opts.outDir, "results.sqlite"));
   try {
     const fingerprint = runFingerprint({ model, sampling, promptTemplate, seed });
@@ -238,6 +276,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateOutcome> 
     return { results, failed, generated, resultsPath, reportPath };
   } finally {
     store.close();
+    releaseLock();
   }
 }
 

@@ -276,3 +276,18 @@ test("results.json reads back for the report; other JSON is refused", async () =
   writeFileSync(join(root, "other.json"), "{}");
   assert.throws(() => readEvalResults(join(root, "other.json")), /not a klear eval results file/);
 });
+
+test("one eval per run folder: a live owner is refused, a dead one's lock is taken over", async () => {
+  const { lockRunDir } = await import("../../src/eval/run.js");
+  const dir = join(root, "locked");
+  const release = lockRunDir(dir);
+  release();
+  // A live process (our parent) holds it.
+  writeFileSync(join(dir, ".lock"), String(process.ppid));
+  assert.throws(() => lockRunDir(dir), /another klear eval \(pid \d+\) is running/);
+  // A pid that no longer exists: taken over.
+  writeFileSync(join(dir, ".lock"), "2147483646");
+  const again = lockRunDir(dir);
+  assert.equal(readFileSync(join(dir, ".lock"), "utf8"), String(process.pid));
+  again();
+});
