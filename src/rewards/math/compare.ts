@@ -25,6 +25,9 @@ const SAMPLE_POINTS = [
   [0.8243, 1.9317, 1.1171, 2.4517, 1.5923, 0.6037],
   [2.2719, 1.4483, 0.5561, 1.0297, 2.8811, 1.7743],
   [1.6871, 2.7187, 1.3359, 0.9461, 1.2113, 2.0579],
+  // Small and negative values keep functions with narrow domains (arcsin, arccos) comparable.
+  [0.3119, 0.5483, 0.2671, 0.4457, 0.6329, 0.1877],
+  [-0.4271, -0.6619, 0.7433, -0.2357, 0.5171, -0.8123],
 ];
 const INT_POINTS = [
   [3, 5, 2, 7, 4, 6],
@@ -197,7 +200,10 @@ class Comparer {
     let defined = 0;
     for (const [idx, pt] of [...SAMPLE_POINTS, ...INT_POINTS].entries()) {
       const env = new Map(
-        syms.map((s, i) => [s, pt[i % pt.length] + (idx < 4 ? Math.floor(i / pt.length) * 0.173 : 0)]),
+        syms.map((s, i) => [
+          s,
+          pt[i % pt.length] + (idx < SAMPLE_POINTS.length ? Math.floor(i / pt.length) * 0.173 : 0),
+        ]),
       );
       const vg = numericValue(g, this.budget, env);
       const vp = numericValue(renamed, this.budget, env);
