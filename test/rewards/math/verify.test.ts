@@ -193,6 +193,7 @@ describe("comparison", () => {
       ["123456789012345678901234567890", "\\boxed{123456789012345678901234567890}", true],
     ]);
     assert.equal(verifyMath("\\frac{1}{3}", "\\boxed{0.3333}", { floatRounding: 4 }).correct, true);
+    assert.equal(verifyMath("f(x)", "\\boxed{f(y)}", { strict: false }).correct, true);
   });
   test("free variables: evaluation at random points", () => {
     check([
@@ -201,6 +202,10 @@ describe("comparison", () => {
       ["(x+1)^2", "\\boxed{x^2+2x+1}", true],
       ["(x+1)^2", "\\boxed{x^2+1}", false],
       ["2 \\sin b \\cos a", "\\boxed{\\sin(a+b) - \\sin(a-b)}", true],
+      ["\\arccos x", "\\boxed{\\frac{\\pi}{2} - \\arcsin x}", true],
+      ["\\sqrt{x^2}", "\\boxed{|x|}", true],
+      ["\\sqrt{x^2}", "\\boxed{x}", false],
+      ["f(x)", "\\boxed{f(y)}", false],
     ]);
   });
 });
