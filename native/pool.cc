@@ -22,6 +22,9 @@ struct Pool {
   // (job id << 32) | next unclaimed part: a claim succeeds only for the job the claimer woke up for.
   std::atomic<uint64_t> claim{0};
   std::atomic<int> donePart{0};
+  // Held by the thread that owns the current job; a nested call, or a call from a second JS thread
+  // (worker_threads), finds it taken and runs its loop inline instead of corrupting the job.
+  std::atomic<bool> busy{false};
   const std::function<void(int64_t, int64_t)>* job = nullptr;
   int64_t jobN = 0;
   int jobParts = 0;
@@ -118,7 +121,8 @@ void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int
   // A few parts per thread, so the caller can take over a late worker's share.
   int64_t want = (int64_t)p.threads * 2;
   int parts = (int)(maxParts < want ? maxParts : want);
-  if (parts <= 1 || p.threads <= 1) {
+  bool expected = false;
+  if (parts <= 1 || p.threads <= 1 || !p.busy.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
     fn(0, n);
     return;
   }
@@ -135,6 +139,7 @@ void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int
   p.cv.notify_all();
   p.Drain((uint32_t)g);
   while (p.donePart.load(std::memory_order_acquire) < parts) __builtin_ia32_pause();
+  p.busy.store(false, std::memory_order_release);
 }
 
 }  // namespace klear
