@@ -60,13 +60,13 @@ export const RlConfigSchema = z.strictObject({
         .number()
         .int()
         .positive()
-        .default(16)
+        .default(32)
         .describe("prompts sampled per generation batch (Klear: 256, over-sampled for the group filter)"),
       trainBatchPrompts: z
         .number()
         .int()
         .positive()
-        .default(16)
+        .default(32)
         .describe("prompts per training batch (Klear: 128); extra surviving groups are dropped"),
       n: z.number().int().positive().default(8).describe("responses per prompt: GRPO's group size"),
       temperature: z.number().min(0).default(1).describe("sampling temperature (Klear: 1.0)"),
@@ -136,7 +136,7 @@ export const RlConfigSchema = z.strictObject({
         .number()
         .int()
         .positive()
-        .default(8)
+        .default(16)
         .describe("prompts per optimizer step (Klear: 16 math, 32 code)"),
       ppoEpochs: z.number().int().positive().default(1).describe("passes over the batch (Klear: 1)"),
       microBatchSize: z
@@ -150,16 +150,21 @@ export const RlConfigSchema = z.strictObject({
     .describe("mini-batch schedule of one step"),
   optimizer: z
     .strictObject({
-      lr: z.number().min(0).default(2e-4).describe("peak learning rate (Klear: 1e-6 math, 5e-7 code)"),
+      lr: z.number().min(0).default(1e-4).describe("peak learning rate (Klear: 1e-6 math, 5e-7 code)"),
       warmupSteps: z
         .number()
         .int()
         .min(0)
-        .default(0)
+        .default(5)
         .describe("linear warmup from 0 over training steps (Klear: 10; step 1 then runs at lr 0)"),
       weightDecay: z.number().min(0).default(0.1).describe("AdamW weight decay (Klear: 0.1)"),
       beta1: z.number().min(0).lt(1).default(0.9).describe("AdamW β1"),
       beta2: z.number().min(0).lt(1).default(0.999).describe("AdamW β2"),
+      eps: z
+        .number()
+        .positive()
+        .default(1e-8)
+        .describe("AdamW ε (larger damps the sign-like first updates of rarely used parameters)"),
       gradClip: z.number().positive().default(1).describe("global grad-norm clip (Klear: 1.0)"),
     })
     .prefault({})

@@ -541,6 +541,7 @@ async function train(
     lr: config.optimizer.lr,
     beta1: config.optimizer.beta1,
     beta2: config.optimizer.beta2,
+    eps: config.optimizer.eps,
     weightDecay: config.optimizer.weightDecay,
   });
   if (resumeFrom) await loadRlOptimizerState(resumeFrom.path, optimizer, state.optimizerSteps);

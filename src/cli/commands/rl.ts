@@ -20,7 +20,7 @@ options:
   --init DIR          checkpoint the policy starts from (e.g. runs/demo-…/checkpoints/step-300)
   --preset NAME       starting config: ${RL_PRESET_NAMES.join(", ")} (default tiny-cpu)
   --config FILE.json  fields to change, layered over the preset
-  --a.b=VALUE         change one field (e.g. --loss.name=cispo), layered last
+  --a.b=VALUE         change one field (e.g. --loss.name=cispo, --steps=20), layered last
   --out DIR           run directory (default runs/rl-<UTC timestamp>)
   --resume            continue the run in --out from its last checkpoint, with its saved config
   --quiet             no progress bar
@@ -37,7 +37,15 @@ function timestamp(): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { overrides, rest } = splitOverrides(argv);
+  const split = splitOverrides(argv);
+  const { overrides } = split;
+  // Top-level scalar fields (--steps=N, --seed=N, --checkpointEvery=N) are overrides too, though undotted.
+  const rest: string[] = [];
+  for (const a of split.rest) {
+    const m = /^--(steps|seed|checkpointEvery)=(.*)$/s.exec(a);
+    if (m) overrides[m[1]] = m[2];
+    else rest.push(a);
+  }
   let values: {
     init?: string;
     preset?: string;
