@@ -25,7 +25,7 @@ const SAMPLE_POINTS = [
   [0.8243, 1.9317, 1.1171, 2.4517, 1.5923, 0.6037],
   [2.2719, 1.4483, 0.5561, 1.0297, 2.8811, 1.7743],
   [1.6871, 2.7187, 1.3359, 0.9461, 1.2113, 2.0579],
-  // Small and negative values keep functions with narrow domains (arcsin, arccos) comparable.
+  // Small and negative values keep functions with narrow domains (arcsin) comparable and tell |x| from x.
   [0.3119, 0.5483, 0.2671, 0.4457, 0.6329, 0.1877],
   [-0.4271, -0.6619, 0.7433, -0.2357, 0.5171, -0.8123],
 ];
@@ -197,6 +197,7 @@ class Comparer {
       renamed = renameSymbols(p, [...ps].sort(), [...gs].sort());
     }
     const syms = [...new Set([...gs, ...freeSymbols(renamed)])].sort();
+    const complexAnswer = usesImaginary(g) || usesImaginary(renamed);
     let defined = 0;
     for (const [idx, pt] of [...SAMPLE_POINTS, ...INT_POINTS].entries()) {
       const env = new Map(
@@ -207,6 +208,9 @@ class Comparer {
       );
       const vg = numericValue(g, this.budget, env);
       const vp = numericValue(renamed, this.budget, env);
+      // Off the real domain (x^{2/3} at x < 0) the branch chosen decides the value: skip such points
+      // unless the answer is complex anyway.
+      if ((vg.im !== 0 || vp.im !== 0) && !complexAnswer) continue;
       const dg = isFiniteC(vg);
       const dp = isFiniteC(vp);
       if (!dg && !dp) continue;
@@ -443,4 +447,22 @@ function foldMatrix(n: MathNode): MathNode | null {
   };
   const v = val(n);
   return Array.isArray(v) ? { k: "matrix", rows: v } : null;
+}
+
+function usesImaginary(n: MathNode): boolean {
+  switch (n.k) {
+    case "const":
+      return n.name === "i";
+    case "add":
+    case "mul":
+    case "fn":
+    case "call":
+      return n.args.some(usesImaginary);
+    case "pow":
+      return usesImaginary(n.base) || usesImaginary(n.exp);
+    case "sum":
+      return usesImaginary(n.lo) || usesImaginary(n.hi) || usesImaginary(n.body);
+    default:
+      return false;
+  }
 }
