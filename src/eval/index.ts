@@ -32,10 +32,13 @@ export {
 } from "./metrics.js";
 export {
   buildMessages,
-  ChatTemplate,
+  type ChatTemplate,
   type EvalChatMessage,
+  type EvalChatTemplateOptions,
+  evalChatTemplateFor,
   LCB_SYSTEM_MESSAGE,
   lcbQuestionPrompt,
+  loadEvalChatTemplate,
   MATH_PROMPT_TEMPLATES,
 } from "./prompts.js";
 export {

@@ -1,7 +1,8 @@
 import type { Backend } from "../engine/index.js";
-import { applyChatTemplate, type LoadedModel, loadModel } from "../model/index.js";
+import { type LoadedModel, loadModel } from "../model/index.js";
 import { generate } from "../rollout/index.js";
 import type { EvalGenerator, EvalGenRequest, EvalGenResult, EvalSamplingParams } from "./generator.js";
+import { type ChatTemplate, type EvalChatTemplateOptions, evalChatTemplateFor } from "./prompts.js";
 
 /**
  * The local engine (src/model + src/rollout) as an EvalGenerator, for small checkpoints on this
@@ -10,17 +11,27 @@ import type { EvalGenerator, EvalGenRequest, EvalGenResult, EvalSamplingParams }
  */
 export class LocalEngineGenerator implements EvalGenerator {
   readonly description: string;
+  private readonly chatTemplate: ChatTemplate;
 
   private constructor(
     private readonly loaded: LoadedModel,
     dir: string,
+    chat: EvalChatTemplateOptions,
   ) {
     this.description = `local engine: ${dir}`;
+    this.chatTemplate = evalChatTemplateFor(loaded.tokenizer, chat);
   }
 
-  /** `backend`: the engine's compute backend (default the native one). */
-  static async load(dir: string, opts: { backend?: Backend } = {}): Promise<LocalEngineGenerator> {
-    return new LocalEngineGenerator(await loadModel(dir, opts), dir);
+  /**
+   * `backend`: the engine's compute backend (default the native one); `enableThinking`: Qwen3's switch in
+   * the chat template (default: the template's own, thinking on).
+   */
+  static async load(
+    dir: string,
+    opts: { backend?: Backend; enableThinking?: boolean } = {},
+  ): Promise<LocalEngineGenerator> {
+    const { enableThinking, ...modelOpts } = opts;
+    return new LocalEngineGenerator(await loadModel(dir, modelOpts), dir, { enableThinking });
   }
 
   async generate(
@@ -30,23 +41,14 @@ export class LocalEngineGenerator implements EvalGenerator {
   ): Promise<void> {
     const { model, tokenizer } = this.loaded;
     const maxLen = this.loaded.config.maxPositionEmbeddings;
-    // A model's vocabulary is often padded past the tokenizer's (Qwen3: 151,936 vs 151,669); an
-    // untrained model can sample those padding ids, which decode to nothing.
-    const decode = (t: number[]) => tokenizer.decode(t.filter((id) => id < tokenizer.vocabSize));
+    // Padding ids past the tokenizer's vocabulary (an untrained model samples them) decode to nothing there.
+    const decode = (t: number[]) => tokenizer.decode(t);
     for (let i = 0; i < requests.length; i++) {
       const req = requests[i];
       let result: EvalGenResult | Error;
       const t0 = performance.now();
       try {
-        const prompt = tokenizer.encode(
-          applyChatTemplate(
-            tokenizer,
-            req.messages.map((m) => ({ role: m.role, content: m.content })),
-            {
-              addGenerationPrompt: true,
-            },
-          ),
-        );
+        const prompt = tokenizer.encode(this.chatTemplate.apply(req.messages));
         const room = maxLen - prompt.length;
         if (room < 1)
           throw new Error(`prompt of ${prompt.length} tokens leaves no room in the ${maxLen}-token context`);

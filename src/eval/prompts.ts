@@ -64,37 +64,59 @@ export function buildMessages(problem: EvalProblem, mathTemplate = "r1"): EvalCh
 }
 
 /**
- * Renders messages through a model's own chat template (tokenizer_config.json `chat_template` or
- * chat_template.jinja, via src/model's tokenizer loader) with the generation prompt appended, for raw
- * /v1/completions requests.
+ * What eval needs from a model's chat template: messages in, the prompt text out (for /v1/completions and
+ * the local engine). The rendering itself is src/model's applyChatTemplate; this is only its shape here.
  */
-export class ChatTemplate {
-  private constructor(private readonly tokenizer: Tokenizer) {}
+export interface ChatTemplate {
+  apply(messages: readonly EvalChatMessage[]): string;
+}
 
-  /** `dir`: a model folder (tokenizer.json, tokenizer_config.json, maybe chat_template.jinja). */
-  static async load(dir: string): Promise<ChatTemplate> {
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-      throw new ConfigError(
-        `--chat-template ${dir} is not a folder`,
-        "point it at the model folder (with tokenizer.json)",
-      );
-    }
-    const tokenizer = await loadTokenizer(dir);
-    if (!tokenizer.chatTemplate) {
-      throw new KlearError(
-        "NO_CHAT_TEMPLATE",
-        `${dir} has no chat template`,
-        "use --api chat so the server applies its template, or a model folder with a chat template",
-      );
-    }
-    return new ChatTemplate(tokenizer);
-  }
+export interface EvalChatTemplateOptions {
+  /** Qwen3's thinking switch; undefined leaves the template's default (thinking on). */
+  enableThinking?: boolean;
+  /** Eval prompts are for generation, so the assistant turn is opened unless this is false. */
+  addGenerationPrompt?: boolean;
+}
 
-  apply(messages: EvalChatMessage[]): string {
-    return applyChatTemplate(
-      this.tokenizer,
-      messages.map((m) => ({ role: m.role, content: m.content })),
-      { addGenerationPrompt: true },
+/** A tokenizer's chat template (or src/model's built-in one when it has none) as eval's ChatTemplate. */
+export function evalChatTemplateFor(tokenizer: Tokenizer, opts: EvalChatTemplateOptions = {}): ChatTemplate {
+  const render = {
+    addGenerationPrompt: opts.addGenerationPrompt ?? true,
+    enableThinking: opts.enableThinking,
+  };
+  return {
+    // ChatTemplateMessage takes extra fields, which EvalChatMessage (an interface) cannot be assigned to.
+    apply: (messages) =>
+      applyChatTemplate(
+        tokenizer,
+        messages.map((m) => ({ role: m.role, content: m.content })),
+        render,
+      ),
+  };
+}
+
+/**
+ * The chat template of a model folder (tokenizer.json, tokenizer_config.json, maybe chat_template.jinja), for
+ * `--api completions --chat-template DIR`. Unlike the local engine, a server's model has no built-in fallback:
+ * a folder without a template is an error rather than a silently different prompt.
+ */
+export async function loadEvalChatTemplate(
+  dir: string,
+  opts: EvalChatTemplateOptions = {},
+): Promise<ChatTemplate> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new ConfigError(
+      `--chat-template ${dir} is not a folder`,
+      "point it at the model folder (with tokenizer.json)",
     );
   }
+  const tokenizer = await loadTokenizer(dir);
+  if (!tokenizer.chatTemplate) {
+    throw new KlearError(
+      "NO_CHAT_TEMPLATE",
+      `${dir} has no chat template (neither tokenizer_config.json chat_template nor chat_template.jinja)`,
+      "use --api chat so the server applies its template, or a model folder with a chat template",
+    );
+  }
+  return evalChatTemplateFor(tokenizer, opts);
 }

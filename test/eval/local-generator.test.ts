@@ -1,17 +1,19 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { ReferenceBackend } from "../../src/engine/reference.js";
 import {
   BENCHMARKS,
-  ChatTemplate,
+  type EvalGenResult,
   type EvalScorer,
   evaluate,
   type LoadedBenchmark,
   LocalEngineGenerator,
+  loadEvalChatTemplate,
 } from "../../src/eval/index.js";
+import { loadTokenizer, readSafetensors, writeSafetensors } from "../../src/model/index.js";
 
 const MODEL = join(import.meta.dirname, "..", "..", "fixtures", "model", "hf-tiny-qwen3");
 const root = mkdtempSync(join(tmpdir(), "klear-eval-local-"));
@@ -63,10 +65,67 @@ test("the local engine generates through evaluate(), reproducibly per sample see
 });
 
 test("the model's chat template renders prompts for /v1/completions", async () => {
-  const t = await ChatTemplate.load(MODEL);
+  const t = await loadEvalChatTemplate(MODEL);
   assert.equal(
     t.apply([{ role: "user", content: "hi" }]),
     "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
   );
-  await assert.rejects(ChatTemplate.load(join(root, "nope")), /not a folder/);
+  await assert.rejects(loadEvalChatTemplate(join(root, "nope")), /not a folder/);
+});
+
+test("--no-enable-thinking reaches the template: the generation prompt ends with an empty think block", async () => {
+  const t = await loadEvalChatTemplate(MODEL, { enableThinking: false });
+  assert.equal(
+    t.apply([{ role: "user", content: "hi" }]),
+    "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
+  );
+});
+
+test("chat_template.jinja takes precedence over tokenizer_config.json's template", async () => {
+  const dir = join(root, "jinja");
+  cpSync(MODEL, dir, { recursive: true });
+  const configPath = join(dir, "tokenizer_config.json");
+  const config = JSON.parse(readFileSync(configPath, "utf8"));
+  writeFileSync(configPath, JSON.stringify({ ...config, chat_template: "from tokenizer_config.json" }));
+  writeFileSync(
+    join(dir, "chat_template.jinja"),
+    "{%- for m in messages %}[{{ m.role }}]{{ m.content }}{%- endfor %}{%- if add_generation_prompt %}[assistant]{%- endif %}",
+  );
+  const t = await loadEvalChatTemplate(dir);
+  assert.equal(t.apply([{ role: "user", content: "hi" }]), "[user]hi[assistant]");
+});
+
+test("sampling a padding id past the tokenizer's vocabulary does not crash generation", async () => {
+  // A copy of the tiny model whose padding rows (tied embeddings, so also the output head) are huge and come
+  // in ± pairs: whatever the hidden state, one of each pair has a dominating logit, so greedy picks padding.
+  const dir = join(root, "padded");
+  cpSync(MODEL, dir, { recursive: true });
+  const tokenizerVocab = (await loadTokenizer(dir)).vocabSize;
+  const shard = join(dir, "model-00001-of-00003.safetensors");
+  const tensors = await readSafetensors(shard);
+  const embed = tensors.get("model.embed_tokens.weight")!;
+  const [modelVocab, hidden] = embed.shape;
+  assert.ok(modelVocab > tokenizerVocab + 1, "the fixture's vocabulary is padded past its tokenizer's");
+  for (let id = tokenizerVocab; id < modelVocab; id++) {
+    const pair = (id - tokenizerVocab) >> 1;
+    const sign = (id - tokenizerVocab) % 2 === 0 ? 1 : -1;
+    for (let j = 0; j < hidden; j++)
+      embed.data[id * hidden + j] = sign * 1000 * Math.sin(7 * pair + 3 * j + 1);
+  }
+  await writeSafetensors(shard, tensors, { dtype: "bfloat16" });
+
+  const generator = await LocalEngineGenerator.load(dir, { backend: new ReferenceBackend() });
+  const results: (EvalGenResult | Error)[] = [];
+  await generator.generate(
+    [{ messages: [{ role: "user", content: "hi" }], seed: 1 }],
+    { temperature: 0, topP: 1, maxTokens: 6 },
+    (_i, r) => {
+      results.push(r);
+    },
+  );
+  const [r] = results;
+  assert.ok(!(r instanceof Error), String(r));
+  assert.equal(r.completionTokens, 6);
+  // Padding ids decode to nothing, as HF's tokenizers do.
+  assert.equal(r.text, "");
 });

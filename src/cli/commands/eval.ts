@@ -1,6 +1,5 @@
 import { parseArgs } from "node:util";
 import {
-  ChatTemplate,
   createDefaultScorer,
   type EvalGenerator,
   type EvalSamplingParams,
@@ -11,6 +10,7 @@ import {
   type LoadedBenchmark,
   LocalEngineGenerator,
   loadBenchmark,
+  loadEvalChatTemplate,
   OpenAIGenerator,
 } from "../../eval/index.js";
 import { SandboxFusionClient } from "../../rewards/code/index.js";
@@ -28,6 +28,9 @@ benchmarks: aime24, aime25, hmmt_feb_2025, math500, amc23, gsm8k, livecodebench,
 
 generation, local engine (small checkpoints on this machine):
   --model-dir DIR         an HF-style Qwen3 checkpoint folder (config.json, safetensors, tokenizer)
+  --enable-thinking, --no-enable-thinking
+                          Qwen3's thinking switch in the chat template klear renders (--model-dir, or
+                          --api completions --chat-template); default: the template's own (thinking on)
 
 generation (OpenAI-compatible server: vLLM, SGLang, …):
   --endpoint URL          server base URL; repeat or comma-separate to load-balance over several
@@ -75,6 +78,16 @@ function num(name: string, v: string | undefined, int = false): number | undefin
   return x;
 }
 
+function thinkingSwitch(on: boolean | undefined, off: boolean | undefined): boolean | undefined {
+  if (on && off) {
+    throw new ConfigError(
+      "--enable-thinking and --no-enable-thinking contradict each other",
+      "pass at most one of them",
+    );
+  }
+  return on ? true : off ? false : undefined;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -89,6 +102,8 @@ export async function run(argv: string[]): Promise<number> {
       "model-dir": { type: "string" },
       api: { type: "string" },
       "chat-template": { type: "string" },
+      "enable-thinking": { type: "boolean" },
+      "no-enable-thinking": { type: "boolean" },
       "api-key": { type: "string" },
       n: { type: "string" },
       temperature: { type: "string" },
@@ -145,6 +160,14 @@ export async function run(argv: string[]): Promise<number> {
     );
   }
 
+  const enableThinking = thinkingSwitch(values["enable-thinking"], values["no-enable-thinking"]);
+  if (enableThinking !== undefined && !values["model-dir"] && !values["chat-template"]) {
+    throw new ConfigError(
+      `--${enableThinking ? "" : "no-"}enable-thinking switches the chat template klear renders, and this run renders none`,
+      "use it with --model-dir DIR or --api completions --chat-template DIR (with --api chat the server applies its own template)",
+    );
+  }
+
   const limit = num("limit", values.limit, true);
   const benches: LoadedBenchmark[] = [];
   for (const name of names) {
@@ -181,14 +204,14 @@ export async function run(argv: string[]): Promise<number> {
     n ??= Math.max(1, imported.maxPerProblem);
     if (!values.model) model = `responses:${values.responses}`;
   } else if (values["model-dir"]) {
-    generator = await LocalEngineGenerator.load(values["model-dir"]);
+    generator = await LocalEngineGenerator.load(values["model-dir"], { enableThinking });
     model = values.model ?? values["model-dir"];
   } else {
     if (!values.model)
       throw new ConfigError("--model is required with --endpoint", "pass the served model's name");
     const api = values.api === "completions" ? "completions" : values.api === undefined ? "chat" : values.api;
     const chatTemplate = values["chat-template"]
-      ? await ChatTemplate.load(values["chat-template"])
+      ? await loadEvalChatTemplate(values["chat-template"], { enableThinking })
       : undefined;
     if (api === "completions" && !chatTemplate) {
       throw new ConfigError(
@@ -207,6 +230,10 @@ export async function run(argv: string[]): Promise<number> {
       maxRetries: num("max-retries", values["max-retries"], true),
     });
   }
+
+  // The run fingerprint (which guards a resumed run against other settings) covers the model name, so the
+  // switch joins it there: thinking and non-thinking samples never mix in one run folder.
+  if (enableThinking !== undefined && generator) model = `${model} [enable_thinking=${enableThinking}]`;
 
   const scorer = createDefaultScorer({
     codeTimeoutMs: num("code-timeout", values["code-timeout"], true),
