@@ -39,7 +39,8 @@ static inline void Scores(const float* q, const float* Kt, int64_t T, int64_t n,
 // the real length, a causal row softmax, then PV (and the five products of the backward pass). The
 // masked upper triangle costs flops but runs at GEMM speed, several times the row-by-row loops below.
 static void AttentionGemm(const float* q, const float* k, const float* v, float* out, float* lse, int64_t B,
-                          int64_t T, int64_t H, int64_t Hkv, int64_t hd, const int32_t* lengths, float scale) {
+                          int64_t T, int64_t H, int64_t Hkv, int64_t hd, const int32_t* lengths, float scale,
+                          const int32_t* segStart) {
   const int64_t group = H / Hkv;
   ParallelFor(B * H, 1, [&](int64_t ub, int64_t ue) {
     std::vector<float> S(T * T);
@@ -58,19 +59,21 @@ static void AttentionGemm(const float* q, const float* k, const float* v, float*
       OwnGemmSerial(false, true, len, len, hd, scale, Q, H * hd, K, Hkv * hd, 0.0f, S.data(), len);
       for (int64_t t = 0; t < len; t++) {
         float* s = S.data() + t * len;
+        const int64_t st = segStart ? segStart[b * T + t] : 0;
         float m = -INFINITY;
 #pragma omp simd reduction(max : m)
-        for (int64_t j = 0; j <= t; j++) m = s[j] > m ? s[j] : m;
+        for (int64_t j = st; j <= t; j++) m = s[j] > m ? s[j] : m;
         float sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j <= t; j++) {
+        for (int64_t j = st; j <= t; j++) {
           float e = FastExp(s[j] - m);
           s[j] = e;
           sum += e;
         }
         const float inv = 1.0f / sum;
 #pragma omp simd
-        for (int64_t j = 0; j <= t; j++) s[j] *= inv;
+        for (int64_t j = st; j <= t; j++) s[j] *= inv;
+        for (int64_t j = 0; j < st; j++) s[j] = 0;
         for (int64_t j = t + 1; j < len; j++) s[j] = 0;
         lse[(b * H + h) * T + t] = m + std::log(sum);
       }
@@ -81,7 +84,8 @@ static void AttentionGemm(const float* q, const float* k, const float* v, float*
 
 static void AttentionBackwardGemm(const float* dout, const float* q, const float* k, const float* v, const float* out,
                                   const float* lse, float* dq, float* dk, float* dv, int64_t B, int64_t T, int64_t H,
-                                  int64_t Hkv, int64_t hd, const int32_t* lengths, float scale) {
+                                  int64_t Hkv, int64_t hd, const int32_t* lengths, float scale,
+                                  const int32_t* segStart) {
   const int64_t group = H / Hkv;
   ParallelFor(B * Hkv, 1, [&](int64_t ub, int64_t ue) {
     std::vector<float> P(T * T), dS(T * T), D(T);
@@ -114,8 +118,13 @@ static void AttentionBackwardGemm(const float* dout, const float* q, const float
           const float l = lse[(b * H + h) * T + t];
           float* p = P.data() + t * len;
           float* ds = dS.data() + t * len;
+          const int64_t st = segStart ? segStart[b * T + t] : 0;
+          for (int64_t j = 0; j < st; j++) {
+            p[j] = 0;
+            ds[j] = 0;
+          }
 #pragma omp simd
-          for (int64_t j = 0; j <= t; j++) {
+          for (int64_t j = st; j <= t; j++) {
             const float pj = FastExp(p[j] - l);
             p[j] = pj;
             ds[j] = pj * (ds[j] - Dt) * scale;
@@ -133,7 +142,8 @@ static void AttentionBackwardGemm(const float* dout, const float* q, const float
   });
 }
 
-// attention(q, k, v, out, lse, batch, seqLen, nHeads, nKvHeads, headDim, lengths|null, scale)
+// attention(q, k, v, out, lse, batch, seqLen, nHeads, nKvHeads, headDim, lengths|null, scale, segStart|null)
+// segStart[b*seqLen + t] is where token t's packed document starts in its row: it attends [segStart, t].
 // q/out: [batch*seqLen, nHeads, headDim]; k/v: [batch*seqLen, nKvHeads, headDim]; lse: [batch, nHeads, seqLen].
 Napi::Value Attention(const Napi::CallbackInfo& i) {
   const float* q = F32(i[0]);
@@ -144,8 +154,9 @@ Napi::Value Attention(const Napi::CallbackInfo& i) {
   int64_t B = Int(i[5]), T = Int(i[6]), H = Int(i[7]), Hkv = Int(i[8]), hd = Int(i[9]);
   const int32_t* lengths = I32(i[10]);
   float scale = Flt(i[11]);
+  const int32_t* segStart = i.Length() > 12 ? I32(i[12]) : nullptr;
   if (UseOwnGemmKernels()) {
-    AttentionGemm(q, k, v, out, lse, B, T, H, Hkv, hd, lengths, scale);
+    AttentionGemm(q, k, v, out, lse, B, T, H, Hkv, hd, lengths, scale, segStart);
     return i.Env().Undefined();
   }
   int64_t group = H / Hkv;
@@ -165,20 +176,21 @@ Napi::Value Attention(const Napi::CallbackInfo& i) {
         }
         const float* qt = q + ((b * T + t) * H + h) * hd;
         int64_t n = t + 1;
+        const int64_t st = segStart ? segStart[b * T + t] : 0;
         Scores(qt, Kt.data(), T, n, hd, scale, p.data());
         float m = -INFINITY;
 #pragma omp simd reduction(max : m)
-        for (int64_t j = 0; j < n; j++) m = p[j] > m ? p[j] : m;
+        for (int64_t j = st; j < n; j++) m = p[j] > m ? p[j] : m;
         float sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < n; j++) {
+        for (int64_t j = st; j < n; j++) {
           float e = FastExp(p[j] - m);
           p[j] = e;
           sum += e;
         }
         float inv = 1.0f / sum;
         std::memset(o, 0, sizeof(float) * hd);
-        for (int64_t j = 0; j < n; j++) {
+        for (int64_t j = st; j < n; j++) {
           const float* vj = v + ((b * T + j) * Hkv + kh) * hd;
           float pj = p[j] * inv;
 #pragma omp simd
@@ -192,7 +204,7 @@ Napi::Value Attention(const Napi::CallbackInfo& i) {
 }
 
 // attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, batch, seqLen, nHeads, nKvHeads, headDim,
-// lengths|null, scale): dq, dk, dv are overwritten. Work is split by (sequence, KV head) so the query
+// lengths|null, scale, segStart|null): dq, dk, dv are overwritten. Work is split by (sequence, KV head) so the query
 // heads sharing a KV head add into dk/dv from one thread.
 Napi::Value AttentionBackward(const Napi::CallbackInfo& i) {
   const float* dout = F32(i[0]);
@@ -207,8 +219,9 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& i) {
   int64_t B = Int(i[9]), T = Int(i[10]), H = Int(i[11]), Hkv = Int(i[12]), hd = Int(i[13]);
   const int32_t* lengths = I32(i[14]);
   float scale = Flt(i[15]);
+  const int32_t* segStart = i.Length() > 16 ? I32(i[16]) : nullptr;
   if (UseOwnGemmKernels()) {
-    AttentionBackwardGemm(dout, q, k, v, out, lse, dq, dk, dv, B, T, H, Hkv, hd, lengths, scale);
+    AttentionBackwardGemm(dout, q, k, v, out, lse, dq, dk, dv, B, T, H, Hkv, hd, lengths, scale, segStart);
     return i.Env().Undefined();
   }
   int64_t group = H / Hkv;
@@ -233,18 +246,19 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& i) {
           const float* ot = out + ((b * T + t) * H + h) * hd;
           const float l = lse[(b * H + h) * T + t];
           const int64_t n = t + 1;
+          const int64_t st = segStart ? segStart[b * T + t] : 0;
           float D = 0;
 #pragma omp simd reduction(+ : D)
           for (int64_t d = 0; d < hd; d++) D += dot[d] * ot[d];
           Scores(qt, Kt.data(), T, n, hd, scale, p.data());
           Scores(dot, Vt.data(), T, n, hd, 1.0f, dp.data());
 #pragma omp simd
-          for (int64_t j = 0; j < n; j++) {
+          for (int64_t j = st; j < n; j++) {
             float pj = FastExp(p[j] - l);
             p[j] = pj;
             dp[j] = pj * (dp[j] - D) * scale;
           }
-          for (int64_t j = 0; j < n; j++) {
+          for (int64_t j = st; j < n; j++) {
             const float* kj = k + ((b * T + j) * Hkv + kh) * hd;
             float* dkj = dk + ((b * T + j) * Hkv + kh) * hd;
             float* dvj = dv + ((b * T + j) * Hkv + kh) * hd;

@@ -49,7 +49,11 @@ export interface Backend {
     headDim: number,
     inverse: boolean,
   ): void;
-  /** Causal GQA attention over right-padded sequences; q/out [B·T, H, hd], k/v [B·T, Hkv, hd], lse [B, H, T]. */
+  /**
+   * Causal GQA attention over right-padded sequences; q/out [B·T, H, hd], k/v [B·T, Hkv, hd], lse [B, H, T].
+   * With packed documents, segStart[b·T + t] is where token t's document starts in its row (it attends
+   * only [segStart, t]).
+   */
   attention(
     q: F32,
     k: F32,
@@ -63,6 +67,7 @@ export interface Backend {
     headDim: number,
     lengths: Int32Array | null,
     scale: number,
+    segStart?: Int32Array | null,
   ): void;
   /** dq, dk, dv overwritten. */
   attentionBackward(
@@ -82,6 +87,7 @@ export interface Backend {
     headDim: number,
     lengths: Int32Array | null,
     scale: number,
+    segStart?: Int32Array | null,
   ): void;
   /** Copies rows [R, Hkv, hd] into a cache [S, Hkv, maxLen, hd] at (rowSeq[r], rowPos[r]). */
   kvWrite(

@@ -114,6 +114,7 @@ export class ReferenceBackend implements Backend {
     headDim: number,
     lengths: Int32Array | null,
     scale: number,
+    segStart: Int32Array | null = null,
   ): void {
     const T = seqLen;
     const group = heads / kvHeads;
@@ -129,8 +130,9 @@ export class ReferenceBackend implements Backend {
             lse[(b * heads + h) * T + t] = 0;
             continue;
           }
+          const st = segStart ? segStart[b * T + t] : 0;
           let m = -Infinity;
-          for (let j = 0; j <= t; j++) {
+          for (let j = st; j <= t; j++) {
             const ko = ((b * T + j) * kvHeads + kh) * headDim;
             let dot = 0;
             for (let d = 0; d < headDim; d++) dot += q[o + d] * k[ko + d];
@@ -138,9 +140,9 @@ export class ReferenceBackend implements Backend {
             m = Math.max(m, s[j]);
           }
           let sum = 0;
-          for (let j = 0; j <= t; j++) sum += Math.exp(s[j] - m);
+          for (let j = st; j <= t; j++) sum += Math.exp(s[j] - m);
           for (let d = 0; d < headDim; d++) out[o + d] = 0;
-          for (let j = 0; j <= t; j++) {
+          for (let j = st; j <= t; j++) {
             const p = Math.exp(s[j] - m) / sum;
             const vo = ((b * T + j) * kvHeads + kh) * headDim;
             for (let d = 0; d < headDim; d++) out[o + d] += p * v[vo + d];
@@ -168,6 +170,7 @@ export class ReferenceBackend implements Backend {
     headDim: number,
     lengths: Int32Array | null,
     scale: number,
+    segStart: Int32Array | null = null,
   ): void {
     const T = seqLen;
     const group = heads / kvHeads;
@@ -183,7 +186,7 @@ export class ReferenceBackend implements Backend {
           const l = lse[(b * heads + h) * T + t];
           let D = 0;
           for (let d = 0; d < headDim; d++) D += dOut[o + d] * out[o + d];
-          for (let j = 0; j <= t; j++) {
+          for (let j = segStart ? segStart[b * T + t] : 0; j <= t; j++) {
             const ko = ((b * T + j) * kvHeads + kh) * headDim;
             let dot = 0;
             let dp = 0;

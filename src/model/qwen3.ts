@@ -25,6 +25,11 @@ export interface Qwen3Batch {
   seqLen: number;
   /** Real length of each sequence; positions at or past it are padding (masked like a negative target). */
   lengths?: Int32Array;
+  /**
+   * Packing: a document id per position, [batchSize·seqLen]. A run of equal ids is one document: its
+   * tokens attend only to earlier tokens of the same run, and RoPE positions restart at 0 at its start.
+   */
+  segments?: Int32Array;
 }
 
 export interface LogprobsResult {
@@ -179,6 +184,7 @@ interface Tape {
   targets: Int32Array;
   positions: Int32Array;
   lengths: Int32Array | null;
+  segStart: Int32Array | null;
   layers: LayerTape[];
   hOut: Float32Array;
   xnF: Float32Array;
@@ -369,6 +375,12 @@ export class Qwen3Model {
         "pass row-major [batchSize, seqLen] arrays",
       );
     }
+    if (batch.segments && batch.segments.length !== N) {
+      throw new ConfigError(
+        `logprobs: segments has ${batch.segments.length} entries, expected batchSize·seqLen = ${N}`,
+        "pass one document id per position",
+      );
+    }
     if (batch.lengths && batch.lengths.length !== B) {
       throw new ConfigError(
         `logprobs: lengths has ${batch.lengths.length} entries, expected ${B}`,
@@ -416,6 +428,21 @@ export class Qwen3Model {
         tape.positions[i] = t;
       }
     }
+    tape.segStart = null;
+    if (batch.segments) {
+      const seg = batch.segments;
+      const segStart = new Int32Array(N);
+      for (let b = 0; b < B; b++) {
+        let start = 0;
+        for (let t = 0; t < T; t++) {
+          const i = b * T + t;
+          if (t > 0 && seg[i] !== seg[i - 1]) start = t;
+          segStart[i] = start;
+          tape.positions[i] = t - start;
+        }
+      }
+      tape.segStart = segStart;
+    }
     tape.lengths = lengths ? Int32Array.from(lengths) : null;
 
     be.embedding(this.embed.data, tape.tokens, tape.layers[0].hIn, N, D);
@@ -432,7 +459,7 @@ export class Qwen3Model {
       be.rmsnorm(a.kPre, w.kNorm.data, a.kRot, a.rstdK, N * Hkv, hd, cfg.rmsNormEps);
       be.rope(a.qRot, rope.cos, rope.sin, tape.positions, N, H, hd, false);
       be.rope(a.kRot, rope.cos, rope.sin, tape.positions, N, Hkv, hd, false);
-      be.attention(a.qRot, a.kRot, a.v, a.att, a.lse, B, T, H, Hkv, hd, tape.lengths, scale);
+      be.attention(a.qRot, a.kRot, a.v, a.att, a.lse, B, T, H, Hkv, hd, tape.lengths, scale, tape.segStart);
       a.hMid.set(a.hIn);
       be.gemm(false, true, N, D, qDim, 1, a.att, qDim, w.o.data, qDim, 1, a.hMid, D);
       be.rmsnorm(a.hMid, w.postNorm.data, a.xn2, a.rstd2, N, D, cfg.rmsNormEps);
@@ -582,6 +609,7 @@ export class Qwen3Model {
         hd,
         tape.lengths,
         scale,
+        tape.segStart,
       );
       be.rope(dQ, rope.cos, rope.sin, tape.positions, N, H, hd, true);
       be.rope(dK, rope.cos, rope.sin, tape.positions, N, Hkv, hd, true);
@@ -665,6 +693,7 @@ export class Qwen3Model {
       targets: intBuf("targets", N),
       positions: intBuf("positions", N),
       lengths: null,
+      segStart: null,
       layers,
       hOut: buf("hOut", N * D),
       xnF: buf("xnF", N * D),
