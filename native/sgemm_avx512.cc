@@ -223,7 +223,8 @@ void OwnGemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float al
              const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (!transA && transB && M <= 32 && K > 0) {
-    const int64_t grain = 2.0 * M * N * K < 1e6 ? N : 16;
+    // Waking the pool costs more than these products gain from a second thread until they are large.
+    const int64_t grain = 2.0 * M * N * K < 16e6 ? N : 64;
     ParallelFor(N, grain, [&](int64_t j0, int64_t j1) { FewRowsTransB(M, j0, j1, K, alpha, A, lda, B, ldb, beta, C, ldc); });
     return;
   }
