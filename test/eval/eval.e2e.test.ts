@@ -201,6 +201,23 @@ test("usage errors name the fix", async () => {
   assert.notEqual(r.code, 0);
   assert.match(r.err, /unknown benchmark "aime2099"/);
   assert.match(r.err, /fix: use one of/);
+  // The server applies its own template with --api chat, so the thinking switch would be silently lost.
+  const thinking = await finish(
+    cli([
+      "--bench",
+      "aime24",
+      "--out",
+      join(root, "x"),
+      "--endpoint",
+      "http://127.0.0.1:1",
+      "--model",
+      "m",
+      "--no-enable-thinking",
+    ]),
+  );
+  assert.notEqual(thinking.code, 0);
+  assert.match(thinking.err, /--no-enable-thinking switches the chat template klear renders/);
+  assert.match(thinking.err, /fix: use it with --model-dir DIR or --api completions --chat-template DIR/);
   const h = await finish(cli(["--help"]));
   assert.equal(h.code, 0);
   assert.match(h.out, /--responses FILE\.jsonl/);

@@ -1,14 +1,13 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
 import { BENCHMARKS, computeBenchResult, type EvalResults } from "../../src/eval/index.js";
 import { renderEvalReport } from "../../src/report/index.js";
+import { withChromiumPage } from "../helpers/browser.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const dir = mkdtempSync(join(tmpdir(), "klear-report-browser-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -62,35 +61,9 @@ function sampleResults(): EvalResults {
 }
 
 test("report.html opens offline in headless Chromium: charts drawn, no console errors", async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.skip(`${CHROMIUM} not installed (apt-get install -y chromium)`);
-    return;
-  }
-  const file = join(dir, "report.html");
-  writeFileSync(file, renderEvalReport(sampleResults()));
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--no-first-run",
-      "--disable-sync",
-    ],
-  });
-  try {
-    const page = await browser.newPage();
-    const errors: string[] = [];
-    const requests: string[] = [];
-    page.on("console", (m) => {
-      if (m.type() === "error" || m.type() === "warning") errors.push(`${m.type()}: ${m.text()}`);
-    });
-    page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
-    page.on("request", (r) => {
-      if (!r.url().startsWith("file:")) requests.push(r.url());
-    });
+  await withChromiumPage(t, async ({ page, errors, requests }) => {
+    const file = join(dir, "report.html");
+    writeFileSync(file, renderEvalReport(sampleResults()));
     await page.goto(pathToFileURL(file).href);
     await page.waitForSelector("body[data-charts-ready='1']", { timeout: 20_000 });
     assert.deepEqual(errors, []);
@@ -137,7 +110,5 @@ test("report.html opens offline in headless Chromium: charts drawn, no console e
     // Summary and breakdown tables.
     assert.equal(await page.locator("table.summary tbody tr").count(), 2);
     assert.ok((await page.locator("h3", { hasText: "aime24 by difficulty" }).count()) === 1);
-  } finally {
-    await browser.close();
-  }
+  });
 });

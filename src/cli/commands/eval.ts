@@ -161,7 +161,11 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const enableThinking = thinkingSwitch(values["enable-thinking"], values["no-enable-thinking"]);
-  if (enableThinking !== undefined && !values["model-dir"] && !values["chat-template"]) {
+  if (
+    enableThinking !== undefined &&
+    !values["model-dir"] &&
+    !(values.api === "completions" && values["chat-template"])
+  ) {
     throw new ConfigError(
       `--${enableThinking ? "" : "no-"}enable-thinking switches the chat template klear renders, and this run renders none`,
       "use it with --model-dir DIR or --api completions --chat-template DIR (with --api chat the server applies its own template)",
