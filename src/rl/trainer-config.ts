@@ -99,6 +99,23 @@ export const RlConfigSchema = z.strictObject({
         .describe("loss aggregation (Klear: token-mean)"),
       klCoeff: z.number().min(0).default(0).describe("KL-to-initial-policy loss weight (Klear: 0 = off)"),
       klEstimator: z.enum(KL_ESTIMATORS).default("k3").describe("KL estimator when klCoeff > 0"),
+      entropyCoeff: z
+        .number()
+        .default(0)
+        .describe("entropy bonus weight (loss −= coeff·entropy; Klear: 0 = only logged)"),
+      tisCap: z
+        .number()
+        .positive()
+        .nullable()
+        .default(null)
+        .describe(
+          "truncated IS against the sampler's log-probs, min(π_old/π_rollout, cap); null = off (Klear)",
+        ),
+      entropyRatioClip: z
+        .tuple([z.number(), z.number()])
+        .nullable()
+        .default(null)
+        .describe("ERC: drop the policy gradient of tokens whose H_θ/H_old leaves (low, high); null = off"),
       sftAlpha: z
         .number()
         .min(0)

@@ -320,6 +320,16 @@ function gather(values: Float32Array, packed: PackedBatch, row: number): Float64
   return out;
 }
 
+/** The inverse of `gather` for a whole micro-batch: flat per-response values back to [B·T] positions. */
+function scatter(flat: Float64Array, packed: PackedBatch, size: number): Float32Array {
+  const out = new Float32Array(size);
+  let k = 0;
+  packed.starts.forEach((s, r) => {
+    for (let j = 0; j < packed.lengths[r]; j++) out[s + j] = flat[k++];
+  });
+  return out;
+}
+
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
@@ -345,6 +355,9 @@ export function rlPolicyLossConfig(config: RlConfig): PolicyLossConfig {
     klCoeff: l.klCoeff,
     klEstimator: l.klEstimator,
   };
+  if (l.entropyCoeff !== 0) cfg.entropyCoeff = l.entropyCoeff;
+  if (l.tisCap !== null) cfg.tisCap = l.tisCap;
+  if (l.entropyRatioClip !== null) cfg.entropyRatioClip = l.entropyRatioClip;
   if (l.aggregation === "seq-mean-token-sum-norm") cfg.lengthDivisor = config.rollout.maxNewTokens;
   if (l.epsLow !== null) cfg.epsLow = l.epsLow;
   if (l.epsHigh !== null) cfg.epsHigh = l.epsHigh;
@@ -696,8 +709,13 @@ async function train(
       overlongDropped += trajs.length - candidates.length;
       let kept = candidates;
       if (config.groupFilter.enabled) {
+        // "acc" is the verifier's verdict, before any overlong penalty shifts the reward (as DAPO's acc).
+        const byAcc = config.groupFilter.metric === "acc";
         const f = filterGroups(
-          { groupIds: candidates.map((t) => t.uid), rewards: candidates.map((t) => t.reward) },
+          {
+            groupIds: candidates.map((t) => t.uid),
+            rewards: candidates.map((t) => (byAcc ? (t.correct ? 1 : 0) : t.reward)),
+          },
           { metric: config.groupFilter.metric, correctScore: 1 },
         );
         kept = f.keptIndices.map((i) => candidates[i]);
@@ -806,17 +824,19 @@ async function train(
     let skippedUpdates = 0;
     const gradNorms: number[] = [];
     const miniSize = config.update.miniBatchPrompts * config.rollout.n;
+    // The entropy's gradient needs the full distribution, so the forward keeps it only when a term uses it.
+    const needEntropy = config.loss.entropyCoeff !== 0 || config.loss.entropyRatioClip !== null;
     for (let epoch = 0; epoch < config.update.ppoEpochs; epoch++) {
       for (const mini of chunks(batch, miniSize)) {
         // Whole-mini-batch normalisers, so the micro-batch split never changes the gradient.
         const lengths = mini.map((t) => t.completion.length);
         const counts = lossMaskCounts(lengths.map((len) => new Uint8Array(len).fill(1)));
-        const positives = mini.filter((t) => t.reward === 1);
+        const positives = mini.filter((t) => t.correct);
         const positiveTokenCount = positives.reduce((a, t) => a + t.completion.length, 0);
         model.zeroGrad();
         for (const micro of chunks(mini, config.update.microBatchSize)) {
           const packed = packBatch(micro, tokenizer.padTokenId);
-          const { logp } = model.logprobs(packed.batch);
+          const { logp, entropy } = model.logprobs(packed.batch, { entropy: needEntropy });
           const flatLogp = concat(micro.map((_, r) => gather(logp, packed, r)));
           const result = loss({
             logp: flatLogp,
@@ -824,6 +844,12 @@ async function train(
             advantages: micro.map((t) => t.advantage),
             lengths: packed.lengths,
             refLogp: refModel ? concat(micro.map((t) => t.refLogp as Float64Array)) : undefined,
+            entropy: entropy ? concat(micro.map((_, r) => gather(entropy, packed, r))) : undefined,
+            oldEntropy: needEntropy ? concat(micro.map((t) => t.oldEntropy)) : undefined,
+            rolloutLogp:
+              config.loss.tisCap !== null
+                ? concat(micro.map((t) => Float64Array.from(t.samplerLogp)))
+                : undefined,
             globalTokenCount: counts.tokens,
             globalSeqCount: counts.sequences,
           });
@@ -833,7 +859,7 @@ async function train(
               {
                 logp: flatLogp,
                 lengths: packed.lengths,
-                rewards: micro.map((t) => t.reward),
+                positive: micro.map((t) => t.correct),
                 globalTokenCount: positiveTokenCount,
                 globalSeqCount: positives.length,
               },
@@ -843,13 +869,8 @@ async function train(
             sftLoss += sft.loss;
             positiveTokens += sft.positiveTokens;
           }
-          const dLogp = new Float32Array(logp.length);
-          let k = 0;
-          micro.forEach((_, r) => {
-            const s = packed.starts[r];
-            for (let j = 0; j < packed.lengths[r]; j++) dLogp[s + j] = dFlat[k++];
-          });
-          model.backward(dLogp);
+          const dLogp = scatter(dFlat, packed, logp.length);
+          model.backward(dLogp, result.dEntropy ? scatter(result.dEntropy, packed, logp.length) : undefined);
           const w = result.metrics.tokens;
           for (const key of weightedKeys) weighted[key] = (weighted[key] ?? 0) + result.metrics[key] * w;
           tokensSeen += w;

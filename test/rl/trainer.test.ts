@@ -128,6 +128,70 @@ describe("runRl: every loss updates every parameter", () => {
   }
 });
 
+describe("runRl: gradient accumulation and optional terms", () => {
+  it("the micro-batch size does not change the update (whole-mini-batch normalisers)", async () => {
+    const run = async (micro: string) =>
+      runRl({
+        config: smallConfig({ steps: "1", "update.microBatchSize": micro }),
+        out: newOut(`micro-${micro}`),
+        init: initDir,
+        quiet: true,
+        log: () => {},
+        scorer: hashScorer,
+      });
+    const whole = await weights((await run("64")).checkpoint);
+    const split = await weights((await run("3")).checkpoint);
+    for (const [k, a] of whole) {
+      const b = split.get(k) as Float32Array;
+      for (let i = 0; i < a.length; i++) {
+        // float32 sums in another order: rounding only.
+        assert.ok(Math.abs(a[i] - b[i]) <= 1e-5, `${k}[${i}]: ${a[i]} vs ${b[i]}`);
+      }
+    }
+  });
+
+  for (const [what, overrides] of [
+    ["entropy bonus", { "loss.entropyCoeff": "0.01" }],
+    ["truncated IS", { "loss.tisCap": "2" }],
+    ["ERC", { "loss.entropyRatioClip": "[0.95, 1.05]" }],
+    ["KL to the initial policy", { "loss.klCoeff": "0.1" }],
+    ["soft overlong punishment", { "overlong.softPunishment": "true", "overlong.bufferTokens": "3" }],
+    ["two ppo epochs", { "update.ppoEpochs": "2" }],
+  ] as const) {
+    it(`${what}: a step runs and logs finite metrics`, async () => {
+      const out = newOut(what.replace(/\W+/g, "-"));
+      await runRl({
+        config: smallConfig({ steps: "1", ...overrides }),
+        out,
+        init: initDir,
+        quiet: true,
+        log: () => {},
+        scorer: hashScorer,
+      });
+      const [m] = readMetrics(runPaths(out)).filter((r) => r.phase === undefined);
+      for (const key of ["pgLoss", "gradNorm", "approxKlK3", "klLoss"]) {
+        assert.ok(Number.isFinite(m[key] as number), `${what}: ${key} = ${m[key]}`);
+      }
+    });
+  }
+});
+
+it("the overlong filter drops truncated responses before the group filter", async () => {
+  const out = newOut("overlong");
+  await runRl({
+    config: smallConfig({ steps: "1", "overlong.filter": "true" }),
+    out,
+    init: initDir,
+    quiet: true,
+    log: () => {},
+    scorer: hashScorer,
+  });
+  const [m] = readMetrics(runPaths(out)).filter((r) => r.phase === undefined);
+  // A random policy rarely samples EOS within 6 tokens: what was cut off is exactly what was dropped.
+  assert.equal(m.overlongDropped, Math.round((m.truncatedFrac as number) * 16));
+  assert.ok((m.overlongDropped as number) > 0);
+});
+
 describe("runRl: resume", () => {
   it("an interrupted and resumed run logs exactly what an uninterrupted one does", async () => {
     const config = smallConfig({ steps: "4", checkpointEvery: "2" });
