@@ -1,53 +1,29 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
 import { runStats } from "../../src/data/index.js";
+import { withChromiumPage } from "../helpers/browser.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const dir = mkdtempSync(join(tmpdir(), "klear-data-stats-browser-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test("the stats page opens offline in Chromium with its table and charts", async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.skip(`${CHROMIUM} not installed`);
-    return;
-  }
-  const src = join(dir, "rows.jsonl");
-  const rows = Array.from({ length: 50 }, (_, i) => ({
-    messages: [
-      { role: "user", content: `question ${i} <b>not markup</b>` },
-      { role: "assistant", content: "word ".repeat(20 + i * 5) },
-    ],
-    data_source: i % 5 === 0 ? "s<script>alert(1)</script>" : "openthoughts",
-    difficulty: i % 4 === 0 ? "easy" : "hard",
-  }));
-  writeFileSync(src, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
-  const html = join(dir, "stats.html");
-  await runStats([src], { html });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--no-first-run",
-      "--disable-sync",
-    ],
-  });
-  try {
-    const page = await browser.newPage();
-    const errors: string[] = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    page.on("dialog", (d) => {
-      errors.push(`dialog: ${d.message()}`);
-      void d.dismiss();
-    });
+  await withChromiumPage(t, async ({ page, errors }) => {
+    const src = join(dir, "rows.jsonl");
+    const rows = Array.from({ length: 50 }, (_, i) => ({
+      messages: [
+        { role: "user", content: `question ${i} <b>not markup</b>` },
+        { role: "assistant", content: "word ".repeat(20 + i * 5) },
+      ],
+      data_source: i % 5 === 0 ? "s<script>alert(1)</script>" : "openthoughts",
+      difficulty: i % 4 === 0 ? "easy" : "hard",
+    }));
+    writeFileSync(src, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    const html = join(dir, "stats.html");
+    await runStats([src], { html });
     await page.goto(pathToFileURL(html).href);
     assert.equal(await page.locator("#total").innerText(), "50 rows in 2 sources");
     assert.equal(await page.locator("#sources tbody tr").count(), 2);
@@ -57,7 +33,5 @@ test("the stats page opens offline in Chromium with its table and charts", async
     const barWidth = await page.locator("svg rect").first().getAttribute("width");
     assert.ok(Number(barWidth) > 100);
     assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-  }
+  });
 });
