@@ -26,10 +26,10 @@ export const RlConfigSchema = z.strictObject({
   task: z
     .strictObject({
       kind: z
-        .enum(["arithmetic", "math"])
+        .enum(["arithmetic", "math", "code"])
         .default("arithmetic")
         .describe(
-          "arithmetic: the synthetic task and its verifier; math: verl/Klear rows scored by mathReward",
+          "arithmetic: the synthetic task and its verifier; math: verl/Klear rows scored by mathReward; code: rows with tests, run in the sandbox",
         ),
       minTerms: z.number().int().min(2).default(2).describe("arithmetic: fewest numbers to add"),
       maxTerms: z.number().int().min(2).default(3).describe("arithmetic: most numbers to add"),
@@ -49,7 +49,9 @@ export const RlConfigSchema = z.strictObject({
       rewardMode: z
         .enum(["klear", "binary"])
         .default("klear")
-        .describe("math: klear = ±1 with the </think> format rules (spec §9.1); binary = 1/0"),
+        .describe(
+          "math: klear = ±1 with the </think> rules (spec §9.1), binary = 1/0; code: klear = soft 2·passRate−1 behind the think gate, binary = hard ±1",
+        ),
       testSize: z.number().int().positive().default(64).describe("held-out problems (never trained on)"),
     })
     .prefault({})
@@ -262,11 +264,12 @@ export const RL_PRESETS = {
     },
   },
   /**
-   * Klear-Reasoner code RL (perf_run_dapo_ours_code.sh): as math but lr 5e-7 and 32-prompt mini-batches.
-   * The loop scores math rows only for now; code rows need the sandbox reward wired in (docs/rl.md).
+   * Klear-Reasoner code RL (perf_run_dapo_ours_code.sh): as math but lr 5e-7 and 32-prompt mini-batches,
+   * code rows scored in the sandbox with the soft reward.
    */
   "klear-code": {
     ...klearShared,
+    task: { kind: "code", testSize: 30 },
     steps: 1715,
     update: { ...klearShared.update, miniBatchPrompts: klearCodeRlPreset.miniBatchPrompts },
     optimizer: {

@@ -8,12 +8,15 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { codeTestsFromGroundTruth } from "../data/tag.js";
 import { AdamW, type AdamWState, clipGradNorm, lrAt } from "../engine/optim.js";
 import { applyChatTemplate } from "../model/chat.js";
 import { loadModel, saveCheckpoint } from "../model/checkpoint.js";
 import type { Qwen3Batch, Qwen3Model } from "../model/qwen3.js";
 import { readSafetensors, type TensorToWrite, writeSafetensors } from "../model/safetensors.js";
 import type { Tokenizer } from "../model/tokenizer.js";
+import { type CodeResponseRewardOptions, codeRewardForResponse } from "../rewards/code/reward.js";
+import type { CodeTest } from "../rewards/code/types.js";
 import { mathReward } from "../rewards/math/verify.js";
 import { completionSeed, generate } from "../rollout/generate.js";
 import {
@@ -27,6 +30,7 @@ import {
 } from "../store/run.js";
 import { RunDatabase, type SampleRecord } from "../store/samples.js";
 import { sampleArithmeticProblem, verifyArithmetic } from "../tasks/arithmetic.js";
+import { mapConcurrent } from "../util/concurrency.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 import { readJsonlObjects } from "../util/jsonl.js";
 import { createProgress } from "../util/progress.js";
@@ -56,7 +60,11 @@ export interface RlPrompt {
   id: string;
   text: string;
   tokens: number[];
+  /** The reference: a math answer, or a code row's tests as JSON. */
   answer: string;
+  /** Code rows: the function a functional test calls, and the starter code it came with. */
+  fnName?: string;
+  starterCode?: string;
 }
 
 /** A response's scalar reward and whether it counts as fully correct (the group filter's "acc"). */
@@ -65,7 +73,11 @@ export interface RlScore {
   correct: boolean;
 }
 
-export type RlScorer = (prompt: RlPrompt, response: string) => RlScore;
+/** Scores one response; may be async (the code sandbox is). */
+export type RlScorer = (prompt: RlPrompt, response: string) => RlScore | Promise<RlScore>;
+
+/** Responses scored at once: the code sandbox runs this many programs in parallel. */
+const SCORE_CONCURRENCY = 4;
 
 /** Where prompts come from and how responses are scored. */
 export interface RlTask {
@@ -206,12 +218,15 @@ function rowGold(row: Record<string, unknown>, where: string): string {
   return typeof gold === "string" ? gold : JSON.stringify(gold);
 }
 
-/** Math rows (verl/Klear JSONL) scored by `mathReward` (Klear's ±1 with the </think> format rules by default). */
-export async function mathRlTask(config: RlConfig, tokenizer: Tokenizer): Promise<RlTask> {
-  const { trainFile, testFile, testSize, chatTemplate, rewardMode } = config.task;
+/** Training and held-out prompts read from verl/Klear JSONL rows, in a per-epoch shuffled stream. */
+async function rowTaskPrompts(
+  config: RlConfig,
+  tokenizer: Tokenizer,
+): Promise<{ heldOut: RlPrompt[]; prompts: (cursor: number, count: number) => RlPrompt[] }> {
+  const { kind, trainFile, testFile, testSize, chatTemplate } = config.task;
   if (trainFile === "") {
     throw new ConfigError(
-      'task.kind is "math" but task.trainFile is empty',
+      `task.kind is "${kind}" but task.trainFile is empty`,
       "set task.trainFile to a JSONL of verl rows (prompt, reward_model.ground_truth)",
     );
   }
@@ -219,7 +234,15 @@ export async function mathRlTask(config: RlConfig, tokenizer: Tokenizer): Promis
     (await readJsonlObjects(file)).map((row, i) => {
       const where = `${file}:${i + 1}`;
       const text = rowPrompt(row, tokenizer, chatTemplate, where);
-      return { id: `${file}#${i}`, text, tokens: tokenizer.encode(text), answer: rowGold(row, where) };
+      const prompt: RlPrompt = {
+        id: `${file}#${i}`,
+        text,
+        tokens: tokenizer.encode(text),
+        answer: rowGold(row, where),
+      };
+      if (typeof row.fn_name === "string") prompt.fnName = row.fn_name;
+      if (typeof row.starter_code === "string") prompt.starterCode = row.starter_code;
+      return prompt;
     });
   let train = await load(trainFile);
   let heldOut: RlPrompt[];
@@ -249,7 +272,6 @@ export async function mathRlTask(config: RlConfig, tokenizer: Tokenizer): Promis
     return order;
   };
   return {
-    name: "math",
     heldOut,
     prompts(cursor, count) {
       return Array.from({ length: count }, (_, i) => {
@@ -257,9 +279,61 @@ export async function mathRlTask(config: RlConfig, tokenizer: Tokenizer): Promis
         return train[orderOf(Math.floor(k / train.length))[k % train.length]];
       });
     },
+  };
+}
+
+/** Math rows (verl/Klear JSONL) scored by `mathReward` (Klear's ±1 with the </think> format rules by default). */
+export async function mathRlTask(config: RlConfig, tokenizer: Tokenizer): Promise<RlTask> {
+  const rows = await rowTaskPrompts(config, tokenizer);
+  return {
+    name: "math",
+    ...rows,
     score(prompt, response) {
-      const r = mathReward(prompt.answer, response, { mode: rewardMode });
+      const r = mathReward(prompt.answer, response, { mode: config.task.rewardMode });
       return { reward: r.score, correct: r.correct };
+    },
+  };
+}
+
+/**
+ * Code rows (verl/Klear JSONL whose ground truth holds stdin/stdout or functional tests) scored in the
+ * sandbox by `codeRewardForResponse`: Klear's soft reward 2·passRate − 1 behind the think gate by default,
+ * or hard ±1 (`task.rewardMode: "binary"`). A response counts as correct when every sampled test passes.
+ */
+export async function codeRlTask(
+  config: RlConfig,
+  tokenizer: Tokenizer,
+  opts: CodeResponseRewardOptions = {},
+): Promise<RlTask> {
+  const rows = await rowTaskPrompts(config, tokenizer);
+  const testsOf = new Map<string, CodeTest[]>();
+  const klear = config.task.rewardMode === "klear";
+  return {
+    name: "code",
+    ...rows,
+    async score(prompt, response) {
+      let tests = testsOf.get(prompt.id);
+      if (!tests) {
+        const parsed = codeTestsFromGroundTruth(prompt.answer);
+        if (parsed === null) {
+          throw new KlearError(
+            "CODE_TESTS_UNSUPPORTED",
+            `${prompt.id}: reward_model.ground_truth is not {inputs, outputs} or a list of {input, output, testtype}`,
+            "convert the row's tests to stdin/stdout pairs or functional tests",
+          );
+        }
+        tests = parsed;
+        testsOf.set(prompt.id, tests);
+      }
+      const r = await codeRewardForResponse(response, tests, {
+        mode: klear ? "soft" : "hard",
+        thinkGate: klear,
+        seed: config.seed,
+        fnName: prompt.fnName,
+        starterCode: prompt.starterCode,
+        ...opts,
+      });
+      return { reward: r.reward, correct: r.result?.passed === true };
     },
   };
 }
@@ -402,13 +476,13 @@ async function loadRlOptimizerState(dir: string, optimizer: AdamW, steps: number
 // ---- evaluation -------------------------------------------------------------------------------------------
 
 /** Held-out accuracy (greedy by default): the fraction of prompts whose response the task scores correct. */
-export function evaluateRlPolicy(
+export async function evaluateRlPolicy(
   model: Qwen3Model,
   tokenizer: Tokenizer,
   prompts: readonly RlPrompt[],
   score: RlScorer,
   opts: { maxNewTokens: number; temperature: number; seed: number },
-): { accuracy: number; records: SampleRecord[] } {
+): Promise<{ accuracy: number; records: SampleRecord[] }> {
   if (prompts.length === 0) return { accuracy: 0, records: [] };
   const completions = generate(
     model,
@@ -422,9 +496,12 @@ export function evaluateRlPolicy(
     },
   );
   let correct = 0;
-  const records = completions.map((c): SampleRecord => {
+  const scores = await mapConcurrent(completions, SCORE_CONCURRENCY, async (c) =>
+    score(prompts[c.promptIndex], c.text ?? ""),
+  );
+  const records = completions.map((c, i): SampleRecord => {
     const prompt = prompts[c.promptIndex];
-    const s = score(prompt, c.text ?? "");
+    const s = scores[i];
     if (s.correct) correct++;
     return {
       step: 0,
@@ -512,7 +589,11 @@ async function train(
   const loaded = await loadModel(resumeFrom ? resumeFrom.path : config.init);
   const { model, tokenizer } = loaded;
   const task =
-    config.task.kind === "math" ? await mathRlTask(config, tokenizer) : arithmeticRlTask(config, tokenizer);
+    config.task.kind === "math"
+      ? await mathRlTask(config, tokenizer)
+      : config.task.kind === "code"
+        ? await codeRlTask(config, tokenizer)
+        : arithmeticRlTask(config, tokenizer);
   const score = opts.scorer ?? task.score;
   const refModel = config.loss.klCoeff > 0 ? (await loadModel(config.init)).model : null;
   const evalOpts = {
@@ -538,7 +619,7 @@ async function train(
     // A resumed run that crashed before its first checkpoint starts over: forget what it logged.
     truncateMetricsAfter(paths, -1);
     db.deleteAfterStep(-1);
-    const before = evaluateRlPolicy(model, tokenizer, task.heldOut, score, evalOpts);
+    const before = await evaluateRlPolicy(model, tokenizer, task.heldOut, score, evalOpts);
     db.addSamples(before.records);
     appendMetrics(paths, { step: 0, phase: "eval-before", heldOutAccuracy: before.accuracy });
     log(`held-out accuracy before RL: ${fmt(before.accuracy)} (${task.heldOut.length} prompts)`);
@@ -585,7 +666,7 @@ async function train(
       break;
     }
     const stepStart = Date.now();
-    const m = trainStep();
+    const m = await trainStep();
     m.stepSeconds = (Date.now() - stepStart) / 1000;
     appendMetrics(paths, { step: state.step, ...m });
     progress.tick(1, {
@@ -620,7 +701,7 @@ async function train(
 
   // Evaluate the checkpoint as written to disk, so what is measured is what a user gets.
   const reloaded = await loadModel(checkpoint);
-  const after = evaluateRlPolicy(reloaded.model, reloaded.tokenizer, task.heldOut, score, evalOpts);
+  const after = await evaluateRlPolicy(reloaded.model, reloaded.tokenizer, task.heldOut, score, evalOpts);
   db.addSamples(after.records.map((r) => ({ ...r, step: state.step })));
   appendMetrics(paths, { step: state.step, phase: "eval-after", heldOutAccuracy: after.accuracy });
   log(
@@ -641,7 +722,7 @@ async function train(
   return result;
 
   /** One training step; mutates `state` and the model, returns the step's metrics. */
-  function trainStep(): StepMetrics {
+  async function trainStep(): Promise<StepMetrics> {
     const { rollout } = config;
     const stepNumber = state.step + 1;
     const sampler = new DynamicSampler<Trajectory>({
@@ -675,10 +756,13 @@ async function train(
           seed: completionSeed(config.seed ^ ROLLOUT_STREAM, cursor, 0),
         },
       );
-      const trajs = completions.map((c): Trajectory => {
+      const scores = await mapConcurrent(completions, SCORE_CONCURRENCY, async (c) =>
+        score(prompts[c.promptIndex], c.text ?? ""),
+      );
+      const trajs = completions.map((c, i): Trajectory => {
         const prompt = prompts[c.promptIndex];
         const text = c.text ?? "";
-        const s = score(prompt, text);
+        const s = scores[i];
         let reward = s.reward;
         if (config.overlong.softPunishment) {
           reward += softOverlongPenalty(c.tokens.length, {

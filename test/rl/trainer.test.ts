@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -7,8 +7,9 @@ import { loadModel, saveCheckpoint } from "../../src/model/checkpoint.js";
 import { tinyQwen3Config } from "../../src/model/config.js";
 import { Qwen3Model } from "../../src/model/qwen3.js";
 import { ByteTokenizer } from "../../src/model/tokenizer.js";
+import { BWRAP_PATH, PYTHON_PATH } from "../../src/rewards/code/local.js";
 import { POLICY_LOSS_NAMES } from "../../src/rl/objectives/config.js";
-import { type RlScorer, rlPolicyLossConfig, runRl } from "../../src/rl/trainer.js";
+import { codeRlTask, type RlScorer, rlPolicyLossConfig, runRl } from "../../src/rl/trainer.js";
 import { parseRlConfig, type RlConfig, resolveRlConfig } from "../../src/rl/trainer-config.js";
 import { readMetrics, runPaths } from "../../src/store/run.js";
 import { RunDatabase } from "../../src/store/samples.js";
@@ -319,6 +320,7 @@ describe("rl config", () => {
     const code = resolveRlConfig({ preset: "klear-code" });
     assert.equal(code.optimizer.lr, 5e-7);
     assert.equal(code.update.miniBatchPrompts, 32);
+    assert.equal(code.task.kind, "code");
   });
 
   it("names a mistyped key, a bad value and an unfillable batch", () => {
@@ -357,6 +359,33 @@ describe("rl config", () => {
       }),
       /task\.trainFile is empty/,
     );
+  });
+
+  it("a code task reads verl rows and scores responses in the sandbox (soft reward, think gate)", async (t) => {
+    if (!existsSync(BWRAP_PATH) || !existsSync(PYTHON_PATH)) {
+      t.skip(`code sandbox not available (${BWRAP_PATH}, ${PYTHON_PATH})`);
+      return;
+    }
+    const rows = join(root, "code-rows.jsonl");
+    const gt = JSON.stringify({ inputs: ["1 2\n", "5 7\n"], outputs: ["3\n", "12\n"] });
+    const lines = Array.from({ length: 3 }, (_, i) =>
+      JSON.stringify({
+        prompt: [{ role: "user", content: `Add two numbers (${i}).` }],
+        reward_model: { ground_truth: gt },
+      }),
+    );
+    writeFileSync(rows, `${lines.join("\n")}\n`);
+    const config = smallConfig({ "task.kind": "code", "task.trainFile": rows, "task.testSize": "1" });
+    const tokenizer = (await loadModel(initDir)).tokenizer;
+    const task = await codeRlTask(config, tokenizer);
+    const [prompt] = task.prompts(0, 1);
+    const program = "a, b = map(int, input().split())\nprint(a + b)";
+    const right = await task.score(prompt, `<think>sum</think>\n\`\`\`python\n${program}\n\`\`\``);
+    assert.deepEqual(right, { reward: 1, correct: true });
+    const half = await task.score(prompt, "<think>x</think>\n```python\nprint(3)\n```");
+    assert.deepEqual(half, { reward: 0, correct: false }, "one of two tests: 2·0.5 − 1");
+    const noThink = await task.score(prompt, `\`\`\`python\n${program}\n\`\`\``);
+    assert.equal(noThink.reward, -0.5, "Klear's think gate: no </think> → −0.5");
   });
 
   it("a math task reads verl rows and scores them with mathReward", async () => {
