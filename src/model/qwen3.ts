@@ -1,3 +1,4 @@
+import { totalmem } from "node:os";
 import type { Backend } from "../engine/backend.js";
 import { getNativeBackend } from "../engine/native.js";
 import type { Parameter } from "../engine/optim.js";
@@ -131,6 +132,14 @@ export class KVCache {
     this.maxLen = maxLen;
     this.lengths = new Int32Array(batchSize);
     const per = batchSize * config.numKeyValueHeads * maxLen * config.headDim;
+    const bytes = per * 4 * 2 * config.numHiddenLayers;
+    if (bytes > totalmem() * 0.75 || per > 2 ** 31) {
+      throw new KlearError(
+        "KV_CACHE_TOO_LARGE",
+        `a KV cache for ${batchSize} sequences of ${maxLen} tokens needs ${(bytes / 2 ** 30).toFixed(1)} GiB (${config.numHiddenLayers} layers × ${config.numKeyValueHeads} KV heads × ${config.headDim}), more than this machine's memory allows`,
+        "decode fewer sequences at once (a smaller batch) or lower the maximum length (prompt + new tokens)",
+      );
+    }
     this.k = [];
     this.v = [];
     for (let l = 0; l < config.numHiddenLayers; l++) {
