@@ -87,6 +87,10 @@ test(
     );
     cache.reset();
     assert.equal(cache.lengths[0], 0);
+    assert.throws(
+      () => model.createKVCache(1 << 16, 1 << 20),
+      (e: KlearError) => e.code === "KV_CACHE_TOO_LARGE" && /GiB/.test(e.message),
+    );
   },
 );
 
