@@ -1,7 +1,7 @@
 import { extractCode } from "../rewards/code/extract.js";
 import { type RunCodeTestsOptions, runCodeTests } from "../rewards/code/pool.js";
 import type { CodeTest } from "../rewards/code/types.js";
-import { type VerifyMathOptions, verifyMath } from "../rewards/math/verify.js";
+import { type VerifyMathOptions, verifyMath } from "../rewards/math/index.js";
 import { OpenAIClient, type OpenAIClientOptions } from "../rollout/openai.js";
 import type { GenerateParams, Generator } from "../rollout/types.js";
 import { ConfigError, KlearError } from "../util/errors.js";

@@ -1,7 +1,6 @@
 import { availableParallelism } from "node:os";
 import { type CodeSandboxChoice, extractCode, runCodeTests } from "../rewards/code/index.js";
-import { type MathVerdict, verifyMath } from "../rewards/math/index.js";
-import { MathScorePool } from "./math-pool.js";
+import { MathVerifierPool } from "../rewards/math/index.js";
 import type { EvalProblem } from "./registry.js";
 
 /** The verdict on one sampled response. */
@@ -47,10 +46,10 @@ export interface DefaultScorerOptions {
 export function createDefaultScorer(opts: DefaultScorerOptions = {}): EvalScorer {
   const mathTimeoutMs = opts.mathTimeoutMs ?? 5000;
   const workers = opts.mathWorkers ?? Math.max(1, Math.min(4, availableParallelism() - 1));
-  let pool: MathScorePool | null = null;
-  const verify = async (gold: string, response: string): Promise<MathVerdict> => {
-    if (workers <= 0) return verifyMath(gold, response, { timeoutMs: mathTimeoutMs });
-    pool ??= new MathScorePool(workers, mathTimeoutMs);
+  let pool: MathVerifierPool | null = null;
+  // Started on the first math answer, so a code-only run never spawns threads.
+  const verify = (gold: string, response: string) => {
+    pool ??= new MathVerifierPool({ workers: Math.max(0, workers), timeoutMs: mathTimeoutMs });
     return pool.verify(gold, response);
   };
   return {

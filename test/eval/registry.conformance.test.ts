@@ -8,8 +8,6 @@ const DATA = join(import.meta.dirname, "..", "..", "..", "shared", "data", "benc
 const present = existsSync(DATA);
 const skipMsg = "../shared/data not present";
 
-const KNOWN_VERIFIER_GAPS = new Set(["math500:test/algebra/2626.json"]);
-
 const COUNTS: Record<string, number> = {
   aime24: 30,
   aime25: 30,
@@ -75,9 +73,7 @@ test("a response boxing the gold answer is judged correct on every math problem 
       const v = await scorer.score(p, `<think>work</think>\nThe final answer is $\\boxed{${p.answer}}$.`);
       if (!v.correct) wrong.push(`${p.id}: ${p.answer} (${v.reason})`);
     }
-    // Known verifier gap, reported to rewards/math: gold "\$32,\!348" boxed in $…$ does not match itself.
-    const unexplained = wrong.filter((w) => !KNOWN_VERIFIER_GAPS.has(`${name}:${w.split(":")[0]}`));
-    assert.deepEqual(unexplained, [], name);
+    assert.deepEqual(wrong, [], name);
     const p0 = b.problems[0];
     const miss = await scorer.score(p0, "<think>work</think>\nThe final answer is $\\boxed{123456789}$.");
     assert.equal(miss.correct, false, `${name}: a wrong answer is wrong`);

@@ -2,6 +2,7 @@
 export { type MathNode, show as showMathNode } from "./ast.js";
 export { type MathPair, type VerifyMathBatchOptions, verifyMathBatch } from "./batch.js";
 export { DEFAULT_TARGETS as DEFAULT_MATH_TARGETS, type MathTarget } from "./extract.js";
+export { MathVerifierPool, type MathVerifierPoolOptions } from "./pool.js";
 export {
   type ExtractedMathAnswer,
   type ExtractMathAnswerOptions,

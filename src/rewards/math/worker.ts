@@ -1,7 +1,7 @@
 import { parentPort } from "node:worker_threads";
 import { type VerifyMathOptions, verifyMath } from "./verify.js";
 
-/** Worker-thread side of verifyMathBatch: one check per message, answered with the same id. */
+/** Worker-thread side of MathVerifierPool: one check per message, answered with the same id. */
 interface Job {
   id: number;
   gold: string;
@@ -25,5 +25,5 @@ parentPort?.on("message", (job: Job) => {
   parentPort?.postMessage({ id: job.id, result });
 });
 
-// Tell the pool this worker has loaded: its watchdog starts from the first job, not from startup.
+// Tell the pool this worker has loaded: jobs, and so watchdogs, start only then, never during startup.
 parentPort?.postMessage({ ready: true });
