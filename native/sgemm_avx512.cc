@@ -16,10 +16,10 @@ namespace klear {
 #ifdef __AVX512F__
 namespace {
 
-constexpr int MR = 8;
+constexpr int MR = 12;
 constexpr int NR = 32;
 constexpr int KC = 256;
-constexpr int MC = 128;
+constexpr int MC = 120;  // a multiple of MR: PackA writes whole MR-row panels
 constexpr int NC = 512;
 
 struct Op {
@@ -81,43 +81,25 @@ static void PackB(const Op& B, int64_t p0, int64_t kc, int64_t j0, int64_t n, fl
   }
 }
 
-// C[0:mr, 0:nr] += Ap · Bp over kc.
+// C[0:mr, 0:nr] += Ap · Bp over kc: MR×32 accumulators stay in registers (2·MR of the 32 zmm).
 static inline void Micro(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, int64_t mr, int64_t nr) {
-  __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
-  __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
-  __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
-  __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
+  __m512 acc[MR][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) {
+    acc[i][0] = _mm512_setzero_ps();
+    acc[i][1] = _mm512_setzero_ps();
+  }
   for (int64_t k = 0; k < kc; k++) {
     const __m512 b0 = _mm512_loadu_ps(Bp + k * NR);
     const __m512 b1 = _mm512_loadu_ps(Bp + k * NR + 16);
     const float* a = Ap + k * MR;
-    __m512 a0 = _mm512_set1_ps(a[0]);
-    c00 = _mm512_fmadd_ps(a0, b0, c00);
-    c01 = _mm512_fmadd_ps(a0, b1, c01);
-    __m512 a1 = _mm512_set1_ps(a[1]);
-    c10 = _mm512_fmadd_ps(a1, b0, c10);
-    c11 = _mm512_fmadd_ps(a1, b1, c11);
-    __m512 a2 = _mm512_set1_ps(a[2]);
-    c20 = _mm512_fmadd_ps(a2, b0, c20);
-    c21 = _mm512_fmadd_ps(a2, b1, c21);
-    __m512 a3 = _mm512_set1_ps(a[3]);
-    c30 = _mm512_fmadd_ps(a3, b0, c30);
-    c31 = _mm512_fmadd_ps(a3, b1, c31);
-    __m512 a4 = _mm512_set1_ps(a[4]);
-    c40 = _mm512_fmadd_ps(a4, b0, c40);
-    c41 = _mm512_fmadd_ps(a4, b1, c41);
-    __m512 a5 = _mm512_set1_ps(a[5]);
-    c50 = _mm512_fmadd_ps(a5, b0, c50);
-    c51 = _mm512_fmadd_ps(a5, b1, c51);
-    __m512 a6 = _mm512_set1_ps(a[6]);
-    c60 = _mm512_fmadd_ps(a6, b0, c60);
-    c61 = _mm512_fmadd_ps(a6, b1, c61);
-    __m512 a7 = _mm512_set1_ps(a[7]);
-    c70 = _mm512_fmadd_ps(a7, b0, c70);
-    c71 = _mm512_fmadd_ps(a7, b1, c71);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
   }
-  __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
-                       {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
   if (nr == NR) {
     for (int64_t i = 0; i < mr; i++) {
       float* c = C + i * ldc;
@@ -138,7 +120,7 @@ static inline void Micro(int64_t kc, const float* Ap, const float* Bp, float* C,
 // The sequential blocked product for C[m×n] += alpha·A·B, where A and B are already offset.
 static void GemmBlock(const Op& A, const Op& B, int64_t M, int64_t N, int64_t K, float alpha, float* C, int64_t ldc) {
   thread_local std::vector<float> apack, bpack;
-  apack.resize((size_t)MC * KC);
+  apack.resize((size_t)((MC + MR - 1) / MR) * MR * KC);
   bpack.resize((size_t)KC * ((NC + NR - 1) / NR) * NR);
   for (int64_t jc = 0; jc < N; jc += NC) {
     int64_t nc = N - jc < NC ? N - jc : NC;
