@@ -661,6 +661,8 @@ async function train(
   let interrupted = false;
   let lastSaved = resumeFrom?.step ?? -1;
   while (state.step < total) {
+    // A step awaits only microtasks, so without this a Ctrl-C handler (a macrotask) would never get to run.
+    await new Promise<void>((res) => setImmediate(res));
     if (opts.shouldStop?.()) {
       interrupted = true;
       break;

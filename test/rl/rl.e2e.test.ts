@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { RunDatabase } from "../../src/store/samples.js";
 
 // The CLI entry from source (tsx), so the test never runs a stale dist/ build.
@@ -75,6 +76,52 @@ describe("klear rl (end to end)", () => {
     } finally {
       db.close();
     }
+  });
+
+  it("Ctrl-C stops at a step boundary with a checkpoint, and --resume finishes the run", async (t) => {
+    const out = join(root, "interrupted");
+    const args = [
+      "rl",
+      "--init",
+      init,
+      "--out",
+      out,
+      "--quiet",
+      "--steps=8",
+      "--checkpointEvery=100",
+      "--task.testSize=8",
+    ];
+    const child = spawn(process.execPath, [...CLI, ...args], { stdio: "pipe" });
+    let stdout = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+    for (let i = 0; i < 1200; i++) {
+      if (existsSync(join(out, "metrics.jsonl")) && stepMetrics(out).length >= 2) break;
+      await sleep(50);
+    }
+    child.kill("SIGINT");
+    const code = await exited;
+    if (code === 0) {
+      assert.match(stdout.trim().split("\n").pop() ?? "", RESULT_RE);
+      t.diagnostic("the run finished before SIGINT arrived; resume not exercised");
+      return;
+    }
+    assert.equal(code, 130, stdout);
+    assert.match(stdout, /continue with: klear rl --out .* --resume/);
+    const stoppedAt = Math.max(...stepMetrics(out).map((m) => m.step));
+    t.diagnostic(`interrupted at step ${stoppedAt} of 8`);
+    assert.ok(existsSync(join(out, "checkpoints", `step-${stoppedAt}`)), "no checkpoint at the interruption");
+
+    const r = klear(["rl", "--out", out, "--resume", "--quiet"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`resuming .* from step ${stoppedAt}`));
+    assert.match(r.stdout.trim().split("\n").pop() ?? "", RESULT_RE);
+    assert.deepEqual(
+      stepMetrics(out).map((m) => m.step),
+      Array.from({ length: 8 }, (_, i) => i + 1),
+    );
   });
 
   it("names what is missing: no --init, and --resume without --out", () => {
