@@ -563,6 +563,13 @@ export async function runRl(opts: RlOptions): Promise<RlResult> {
       );
     }
     config = parseRlConfig({ ...opts.config, init: resolve(init) }, "rl options");
+    // Checked before the run directory exists, so fixing the config and retrying needs no cleanup.
+    if (config.task.kind !== "arithmetic" && config.task.trainFile === "") {
+      throw new ConfigError(
+        `task.kind is "${config.task.kind}" but task.trainFile is empty`,
+        "set task.trainFile to a JSONL of verl rows (prompt, reward_model.ground_truth)",
+      );
+    }
     paths = createRun(opts.out, config);
     log(`run directory: ${paths.dir}`);
   }

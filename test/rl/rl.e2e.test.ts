@@ -129,6 +129,10 @@ describe("klear rl (end to end)", () => {
     assert.equal(noInit.code, 1);
     assert.match(noInit.stderr, /needs the policy to start from/);
     assert.match(noInit.stderr, /--init CHECKPOINT_DIR/);
+    const help = klear(["rl", "--help"]);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /--loss\.name="gppo"/);
+    assert.match(help.stdout, /klear-math/);
     const noOut = klear(["rl", "--resume"]);
     assert.equal(noOut.code, 1);
     assert.match(noOut.stderr, /--resume needs --out/);
