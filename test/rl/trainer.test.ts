@@ -323,6 +323,24 @@ describe("rl config", () => {
     assert.equal(code.task.kind, "code");
   });
 
+  it("layers preset → config file → overrides, and names a bad file", () => {
+    const file = join(root, "rl-config.json");
+    writeFileSync(file, JSON.stringify({ loss: { name: "cispo" }, optimizer: { lr: 5e-5 }, steps: 7 }));
+    const c = resolveRlConfig({
+      preset: "klear-math",
+      configFile: file,
+      overrides: { "optimizer.lr": "2e-5" },
+    });
+    assert.equal(c.loss.name, "cispo");
+    assert.equal(c.optimizer.lr, 2e-5, "overrides win over the file");
+    assert.equal(c.steps, 7);
+    assert.equal(c.update.miniBatchPrompts, 16, "the preset shows through");
+    writeFileSync(file, "{ not json");
+    assert.throws(() => resolveRlConfig({ configFile: file }), /cannot read rl config/);
+    writeFileSync(file, JSON.stringify({ loss: { nmae: "gppo" } }));
+    assert.throws(() => resolveRlConfig({ configFile: file }), /rl-config\.json: rl config field "loss"/);
+  });
+
   it("names a mistyped key, a bad value and an unfillable batch", () => {
     assert.throws(
       () => resolveRlConfig({ overrides: { "loss.nmae": "gppo" } }),
