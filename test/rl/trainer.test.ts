@@ -277,6 +277,27 @@ describe("runRl: group filter", () => {
     for (const [k, v] of w0) assert.deepEqual(w1.get(k), v, `${k} changed without an update`);
   });
 
+  it("dynamic sampling generates again until the batch is full (maxGenBatches 0)", async () => {
+    const out = newOut("refill");
+    await runRl({
+      config: smallConfig({
+        steps: "1",
+        "rollout.genBatchPrompts": "2",
+        "rollout.trainBatchPrompts": "4",
+        "rollout.maxGenBatches": "0",
+      }),
+      out,
+      init: initDir,
+      quiet: true,
+      log: () => {},
+      scorer: hashScorer,
+    });
+    const [m] = readMetrics(runPaths(out)).filter((r) => r.phase === undefined);
+    assert.ok((m.genBatches as number) >= 2, `genBatches ${m.genBatches}`);
+    assert.equal(m.trajectories, 16, "4 prompts × 4 responses, the first survivors in order");
+    assert.equal(m.promptsGenerated, 2 * (m.genBatches as number));
+  });
+
   it("with the filter off, every group is trained on", async () => {
     const out = newOut("no-filter");
     await runRl({
