@@ -12,7 +12,8 @@
         "native/attention.cc",
         "native/elementwise.cc",
         "native/loss.cc",
-        "native/optimizer.cc"
+        "native/optimizer.cc",
+        "native/convert.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -3,6 +3,8 @@
 
 namespace klear {
 
+void InitConvert(Napi::Env env, Napi::Object exports);
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitGemm(env, exports);
   InitNorms(env, exports);
@@ -11,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitElementwise(env, exports);
   InitLoss(env, exports);
   InitOptimizer(env, exports);
+  InitConvert(env, exports);
   return exports;
 }
 

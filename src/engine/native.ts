@@ -15,10 +15,24 @@ export interface NativeInfo {
   gemmKernel: string;
 }
 
-type Addon = Omit<Backend, "name"> & {
-  info(): NativeInfo;
-  setThreads(blas: number, kernels: number): void;
-};
+/**
+ * Checkpoint dtype conversions (native/convert.cc), bit-exact with the JS loops in src/model/safetensors.ts.
+ * 16-bit sides are byte views of any alignment; widening converts `dst.length` values, narrowing `src.length`.
+ */
+export interface NativeConvert {
+  convertBf16ToF32(src: ArrayBufferView, dst: Float32Array): void;
+  convertF16ToF32(src: ArrayBufferView, dst: Float32Array): void;
+  convertF32ToBf16(src: Float32Array, dst: ArrayBufferView): void;
+  convertF32ToF16(src: Float32Array, dst: ArrayBufferView): void;
+  /** Reads `dst.length` values of dtype code 0 (F32), 1 (BF16) or 2 (F16) at `position` of `fd` into `dst`, on a libuv thread. */
+  readConvert(fd: number, position: number, dtypeCode: 0 | 1 | 2, dst: Float32Array): Promise<void>;
+}
+
+type Addon = Omit<Backend, "name"> &
+  Partial<NativeConvert> & {
+    info(): NativeInfo;
+    setThreads(blas: number, kernels: number): void;
+  };
 
 const ADDON_RELATIVE = join("build", "Release", "klear_native.node");
 
@@ -82,6 +96,16 @@ export function nativeInfo(): NativeInfo {
  */
 export function setNativeThreads(blasThreads: number, kernelThreads: number): void {
   loadAddon().setThreads(blasThreads, kernelThreads);
+}
+
+/** The addon's conversions, or null when it is not built (or is an older build without them). */
+export function getNativeConvert(): NativeConvert | null {
+  if (!nativeAvailable()) return null;
+  const a = loadAddon();
+  const { convertBf16ToF32, convertF16ToF32, convertF32ToBf16, convertF32ToF16, readConvert } = a;
+  if (!convertBf16ToF32 || !convertF16ToF32 || !convertF32ToBf16 || !convertF32ToF16 || !readConvert)
+    return null;
+  return { convertBf16ToF32, convertF16ToF32, convertF32ToBf16, convertF32ToF16, readConvert };
 }
 
 let nativeBackend: Backend | null = null;

@@ -11,7 +11,9 @@ import { randomBytes } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { type FileHandle, mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { getNativeConvert, type NativeConvert } from "../engine/native.js";
 import { atomicWriteFile } from "../util/atomic.js";
+import { mapConcurrent } from "../util/concurrency.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 
 /** Every dtype the format defines; the ones klear converts to float32 are in SAFETENSORS_READABLE_DTYPES. */
@@ -269,147 +271,118 @@ function parseTensorEntry(
 }
 
 // ---- dtype conversion -------------------------------------------------------------------------------------
+//
+// The addon (native/convert.cc) converts 16-bit floats vectorised and across its thread pool; without it, one
+// plain JS loop per dtype does the same, bit for bit (the tests compare the two on every 16-bit pattern).
 
-let f16Table: Float32Array | undefined;
-/** All 65,536 half-precision values, decoded once: a table lookup beats bit twiddling per element. */
-function halfToFloatTable(): Float32Array {
-  if (f16Table) return f16Table;
-  const table = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    if (exp === 0) table[h] = sign * frac * 2 ** -24;
-    else if (exp === 31) table[h] = frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-    else table[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
-  }
-  f16Table = table;
-  return table;
+/** The two 16-bit float dtypes, by their HF `torch_dtype` names. */
+export type Safetensors16BitDtype = "bfloat16" | "float16";
+
+let nativeConvert: NativeConvert | null | undefined;
+let nativeConvertDisabled = false;
+
+function native(): NativeConvert | null {
+  if (nativeConvertDisabled) return null;
+  if (nativeConvert === undefined) nativeConvert = getNativeConvert();
+  return nativeConvert;
 }
 
 /**
- * bfloat16 → float32 with WebAssembly SIMD: widen eight 16-bit values to 32 bits and shift them into the high
- * half, ~3× faster than the scalar loop (checkpoints are mostly bf16). The module is 100 bytes, assembled here
- * so there is no build step; where SIMD is unavailable the scalar loop runs instead.
+ * Whether safetensors reads and writes may use the native addon (default: yes, when it is built). Returns
+ * whether native conversion is in effect afterwards. Tests switch it off to exercise the JS fallback.
  */
-interface WasmMemory {
-  buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-/** The slice of the WebAssembly global used here (tsconfig's ES lib + @types/node do not declare it). */
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: Record<string, unknown> };
-}
-interface Bf16Kernel {
-  memory: WasmMemory;
-  convert: (src: number, dst: number, groupsOf8: number) => void;
-}
-let bf16Kernel: Bf16Kernel | null | undefined;
-
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
+export function setSafetensorsNative(enabled: boolean): boolean {
+  nativeConvertDisabled = !enabled;
+  return native() !== null;
 }
 
-function buildBf16Kernel(): Bf16Kernel | null {
-  const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
-  const SIMD = 0xfd;
-  const v128Load = (offset: number) => [SIMD, 0x00, 0x04, ...leb(offset)];
-  const v128Store = (offset: number) => [SIMD, 0x0b, 0x04, ...leb(offset)];
-  const widenShift = (high: boolean) => [SIMD, ...leb(high ? 0xaa : 0xa9), 0x41, 16, SIMD, ...leb(0xab)];
-  // params: 0 = src byte offset, 1 = dst byte offset, 2 = number of 8-value groups (>= 1)
-  const code = [
-    0x03,
-    0x40, // loop
-    0x20,
-    1,
-    0x20,
-    0,
-    ...v128Load(0),
-    ...widenShift(false),
-    ...v128Store(0),
-    0x20,
-    1,
-    0x20,
-    0,
-    ...v128Load(0),
-    ...widenShift(true),
-    ...v128Store(16),
-    0x20,
-    0,
-    0x41,
-    16,
-    0x6a,
-    0x21,
-    0, // src += 16
-    0x20,
-    1,
-    0x41,
-    32,
-    0x6a,
-    0x21,
-    1, // dst += 32
-    0x20,
-    2,
-    0x41,
-    1,
-    0x6b,
-    0x22,
-    2, // --groups
-    0x0d,
-    0, // br_if loop
-    0x0b,
-    0x0b,
-  ];
-  const body = [0x00, ...code];
-  const bytes = new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(1, [0x01, 0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x00]),
-    ...section(3, [0x01, 0x00]),
-    ...section(5, [0x01, 0x00, 0x01]),
-    ...section(7, [0x02, 0x03, 0x6d, 0x65, 0x6d, 0x02, 0x00, 0x04, 0x62, 0x66, 0x31, 0x36, 0x00, 0x00]),
-    ...section(10, [0x01, ...leb(body.length), ...body]),
-  ]);
-  const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-  try {
-    if (!wasm?.validate(bytes)) return null;
-    const instance = new wasm.Instance(new wasm.Module(bytes));
-    const memory = instance.exports.mem as WasmMemory;
-    return { memory, convert: instance.exports.bf16 as Bf16Kernel["convert"] };
-  } catch {
-    return null;
+/** Exact half → float32 bits (subnormals renormalised), as the hardware conversion. */
+function halfToFloatBits(h: number): number {
+  const sign = (h & 0x8000) << 16;
+  const exp = (h >> 10) & 0x1f;
+  let mant = h & 0x3ff;
+  // A NaN comes out quiet with its payload kept, as the x86 F16C instruction does.
+  if (exp === 0x1f) return (sign | 0x7f800000 | (mant ? 0x400000 : 0) | (mant << 13)) >>> 0;
+  if (exp !== 0) return (sign | ((exp + 112) << 23) | (mant << 13)) >>> 0;
+  if (mant === 0) return sign >>> 0;
+  let e = 113;
+  while (!(mant & 0x400)) {
+    mant <<= 1;
+    e--;
+  }
+  return (sign | (e << 23) | ((mant & 0x3ff) << 13)) >>> 0;
+}
+
+let halfTable: Uint32Array | undefined;
+/** float32 bits of all 65,536 halves, built once: a lookup beats the bit twiddling per element. */
+function halfToFloatBitsTable(): Uint32Array {
+  if (!halfTable) {
+    halfTable = new Uint32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = halfToFloatBits(h);
+  }
+  return halfTable;
+}
+
+/**
+ * Widens `out.length` little-endian bfloat16/float16 values from `src` (bytes at any alignment) into `out`,
+ * exactly: every finite value, infinity, subnormal and NaN payload is preserved.
+ */
+export function safetensorsDecode16(dtype: Safetensors16BitDtype, src: Uint8Array, out: Float32Array): void {
+  const n = out.length;
+  if (src.length < 2 * n) {
+    throw new KlearError(
+      "SAFETENSORS_INTERNAL",
+      `decode of ${n} ${dtype} values got only ${src.length} bytes`,
+      "report this as a klear bug",
+    );
+  }
+  const fast = native();
+  if (fast) {
+    if (dtype === "bfloat16") fast.convertBf16ToF32(src, out);
+    else fast.convertF16ToF32(src, out);
+    return;
+  }
+  const bits = new Uint32Array(out.buffer, out.byteOffset, n);
+  if (dtype === "bfloat16") {
+    for (let i = 0; i < n; i++) bits[i] = (src[2 * i] | (src[2 * i + 1] << 8)) << 16;
+  } else {
+    const table = halfToFloatBitsTable();
+    for (let i = 0; i < n; i++) bits[i] = table[src[2 * i] | (src[2 * i + 1] << 8)];
   }
 }
 
-/** Converts synchronously (so concurrent async reads never share the kernel's memory); false if unavailable. */
-function bf16ToF32Simd(bytes: Uint8Array, count: number, out: Float32Array, outOffset: number): boolean {
-  if (bf16Kernel === undefined) bf16Kernel = buildBf16Kernel();
-  if (!bf16Kernel) return false;
-  const groups = Math.ceil(count / 8);
-  const srcBytes = groups * 16;
-  const need = srcBytes + groups * 32;
-  const { memory } = bf16Kernel;
-  if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / 65536));
-  const mem = new Uint8Array(memory.buffer);
-  mem.set(bytes.subarray(0, count * 2), 0);
-  bf16Kernel.convert(0, srcBytes, groups);
-  out.set(new Float32Array(memory.buffer, srcBytes, count), outOffset);
-  return true;
+/**
+ * Narrows `src` into little-endian bfloat16/float16 bytes in `out`, rounding to nearest even; NaNs stay quiet
+ * NaNs (bfloat16 keeps the top payload bits, float16 stores the canonical 0x7e00 with the sign).
+ */
+export function safetensorsEncode16(dtype: Safetensors16BitDtype, src: Float32Array, out: Uint8Array): void {
+  const n = src.length;
+  if (out.length < 2 * n) {
+    throw new KlearError(
+      "SAFETENSORS_INTERNAL",
+      `encode of ${n} values into ${dtype} got only ${out.length} bytes`,
+      "report this as a klear bug",
+    );
+  }
+  const fast = native();
+  if (fast) {
+    if (dtype === "bfloat16") fast.convertF32ToBf16(src, out);
+    else fast.convertF32ToF16(src, out);
+    return;
+  }
+  if (dtype === "bfloat16") {
+    for (let i = 0; i < n; i++) {
+      const h = floatToBf16Bits(src[i]);
+      out[2 * i] = h & 0xff;
+      out[2 * i + 1] = h >>> 8;
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const h = floatToF16Bits(src[i]);
+      out[2 * i] = h & 0xff;
+      out[2 * i + 1] = h >>> 8;
+    }
+  }
 }
 
 /** Decodes `count` little-endian elements of `dtype` from `bytes` into `out` starting at `outOffset`. */
@@ -426,26 +399,12 @@ function decodeInto(
       // Copy through a Uint8Array view: the source may not be 4-byte aligned.
       new Uint8Array(out.buffer, out.byteOffset + outOffset * 4, count * 4).set(bytes.subarray(0, count * 4));
       return;
-    case "BF16": {
-      if (count >= 64 && bf16ToF32Simd(bytes, count, out, outOffset)) return;
-      const u32 = new Uint32Array(out.buffer, out.byteOffset + outOffset * 4, count);
-      if (bytes.byteOffset % 2 === 0) {
-        // Aligned (the staging buffer always is): one 16-bit load per value beats two byte loads. Like the F32
-        // path this reads little-endian, the byte order of every platform Node runs on.
-        const u16 = new Uint16Array(bytes.buffer, bytes.byteOffset, count);
-        for (let i = 0; i < count; i++) u32[i] = u16[i] << 16;
-      } else for (let i = 0; i < count; i++) u32[i] = (bytes[2 * i] | (bytes[2 * i + 1] << 8)) << 16;
+    case "BF16":
+      safetensorsDecode16("bfloat16", bytes, out.subarray(outOffset, outOffset + count));
       return;
-    }
-    case "F16": {
-      const table = halfToFloatTable();
-      if (bytes.byteOffset % 2 === 0) {
-        const u16 = new Uint16Array(bytes.buffer, bytes.byteOffset, count);
-        for (let i = 0; i < count; i++) out[outOffset + i] = table[u16[i]];
-      } else
-        for (let i = 0; i < count; i++) out[outOffset + i] = table[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
+    case "F16":
+      safetensorsDecode16("float16", bytes, out.subarray(outOffset, outOffset + count));
       return;
-    }
     case "F64":
       for (let i = 0; i < count; i++) out[outOffset + i] = view.getFloat64(8 * i, true);
       return;
@@ -520,8 +479,8 @@ export function roundToDtype(values: Float32Array, dtype: SafetensorsWriteDtype)
     return out;
   }
   const bytes = new Uint8Array(values.length * 2);
-  encodeInto(dtype, values, 0, values.length, bytes);
-  decodeInto(WRITE_DTYPE_CODE[dtype], bytes, values.length, out, 0);
+  safetensorsEncode16(dtype, values, bytes);
+  safetensorsDecode16(dtype, bytes, out);
   return out;
 }
 
@@ -532,37 +491,22 @@ function encodeInto(
   count: number,
   out: Uint8Array,
 ) {
-  if (dtype === "float32") {
-    out.set(new Uint8Array(src.buffer, src.byteOffset + start * 4, count * 4));
-    return;
-  }
-  // Float32Array data is always 4-byte aligned, so the bits can be read through a Uint32Array view.
-  const bits = new Uint32Array(src.buffer, src.byteOffset + start * 4, count);
-  if (dtype === "bfloat16") {
-    for (let i = 0; i < count; i++) {
-      const b = bits[i];
-      const h = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x40 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
-      out[2 * i] = h & 0xff;
-      out[2 * i + 1] = (h >>> 8) & 0xff;
-    }
-    return;
-  }
-  for (let i = 0; i < count; i++) {
-    const h = floatToF16Bits(src[start + i]);
-    out[2 * i] = h & 0xff;
-    out[2 * i + 1] = h >>> 8;
-  }
+  if (dtype === "float32") out.set(new Uint8Array(src.buffer, src.byteOffset + start * 4, count * 4));
+  else safetensorsEncode16(dtype, src.subarray(start, start + count), out);
 }
 
 // ---- reading ----------------------------------------------------------------------------------------------
 
-async function readTensorFrom(
-  fh: FileHandle,
-  path: string,
-  info: SafetensorsTensorInfo,
-): Promise<LoadedTensor> {
-  const count = elementCount(info.shape);
-  const width = DTYPE_BYTES[info.dtype];
+const NATIVE_DTYPE_CODE: Partial<Record<SafetensorsDtype, 0 | 1 | 2>> = { F32: 0, BF16: 1, F16: 2 };
+/**
+ * Native reads go to libuv's pool in pieces of this many values (16 MB as float32), several in flight, so one
+ * large tensor's page faults, copies and conversions use every core instead of one.
+ */
+const PIECE_VALUES = 4 << 20;
+/** libuv's default thread pool size: more reads in flight would only queue. */
+const READS_IN_FLIGHT = 4;
+
+function checkReadable(path: string, info: SafetensorsTensorInfo): void {
   if (!SAFETENSORS_READABLE_DTYPES.includes(info.dtype)) {
     throw new KlearError(
       "SAFETENSORS_DTYPE",
@@ -570,11 +514,21 @@ async function readTensorFrom(
       `convert the checkpoint to one of ${SAFETENSORS_READABLE_DTYPES.join(", ")}`,
     );
   }
-  const out = new Float32Array(count);
+}
+
+/** The JS path: positioned reads into one staging buffer, decoded chunk by chunk. */
+async function readTensorFrom(
+  fh: FileHandle,
+  path: string,
+  info: SafetensorsTensorInfo,
+  out: Float32Array,
+): Promise<void> {
+  const count = out.length;
+  const width = DTYPE_BYTES[info.dtype];
   if (info.dtype === "F32" && count > 0) {
     // Read straight into the result: no staging copy for the common dtype.
-    await readExactly(fh, new Uint8Array(out.buffer), info.begin, path);
-    return { data: out, shape: [...info.shape], dtype: info.dtype };
+    await readExactly(fh, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), info.begin, path);
+    return;
   }
   const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / width));
   const staging = new Uint8Array(Math.min(count, perChunk) * width);
@@ -584,7 +538,14 @@ async function readTensorFrom(
     await readExactly(fh, chunk, info.begin + done * width, path);
     decodeInto(info.dtype, chunk, n, out, done);
   }
-  return { data: out, shape: [...info.shape], dtype: info.dtype };
+}
+
+interface ReadPiece {
+  info: SafetensorsTensorInfo;
+  code: 0 | 1 | 2;
+  /** First value of the piece within its tensor. */
+  start: number;
+  dst: Float32Array;
 }
 
 /**
@@ -600,6 +561,8 @@ export async function readSafetensors(
     const header = await readHeaderFrom(fh, path);
     const wanted = opts.names ? [...opts.names] : [...header.tensors.keys()];
     const out = new Map<string, LoadedTensor>();
+    const fast = native();
+    const pieces: ReadPiece[] = [];
     for (const name of wanted) {
       const info = header.tensors.get(name);
       if (!info) {
@@ -609,7 +572,35 @@ export async function readSafetensors(
           "check the tensor name, or that the file belongs to this model",
         );
       }
-      out.set(name, await readTensorFrom(fh, path, info));
+      checkReadable(path, info);
+      // A fresh Float32Array is zero pages the kernel maps on first touch, so the one write below is the
+      // only pass over it.
+      const data = new Float32Array(elementCount(info.shape));
+      out.set(name, { data, shape: [...info.shape], dtype: info.dtype });
+      const code = NATIVE_DTYPE_CODE[info.dtype];
+      if (fast && code !== undefined) {
+        for (let start = 0; start < data.length; start += PIECE_VALUES) {
+          const dst = data.subarray(start, Math.min(data.length, start + PIECE_VALUES));
+          pieces.push({ info, code, start, dst });
+        }
+      } else await readTensorFrom(fh, path, info, data);
+    }
+    if (fast && pieces.length > 0) {
+      await mapConcurrent(pieces, READS_IN_FLIGHT, async ({ info, code, start, dst }) => {
+        const position = info.begin + start * DTYPE_BYTES[info.dtype];
+        try {
+          await fast.readConvert(fh.fd, position, code, dst);
+        } catch (e) {
+          const message = (e as Error).message;
+          if (message.startsWith("unexpected end of file")) throw corrupt(path, `${message} (truncated?)`);
+          throw new KlearError(
+            "SAFETENSORS_UNREADABLE",
+            `${path}: reading tensor "${info.name}" failed: ${message}`,
+            "check that the file is complete and readable (re-download it if it was truncated)",
+            { cause: e },
+          );
+        }
+      });
     }
     return out;
   } finally {

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { nativeAvailable } from "../../src/engine/native.js";
 import {
   floatToBf16Bits,
   floatToF16Bits,
@@ -12,6 +13,10 @@ import {
   readSafetensorsHeader,
   roundToDtype,
   SAFETENSORS_INDEX_FILE,
+  type Safetensors16BitDtype,
+  safetensorsDecode16,
+  safetensorsEncode16,
+  setSafetensorsNative,
   type TensorToWrite,
   writeSafetensors,
   writeSafetensorsFolder,
@@ -107,8 +112,8 @@ describe("safetensors round trips", () => {
     });
   }
 
-  it("reads chunked data larger than one staging buffer", async () => {
-    const n = 3_000_000; // 6 MB as bf16, 12 MB as f32: spans the 8 MB chunk
+  it("reads chunked data larger than one staging buffer and one native read piece", async () => {
+    const n = (4 << 20) + 1001; // 8 MB as bf16: spans the 8 MB JS chunk and the 4M-value native piece
     const data = new Float32Array(n);
     for (let i = 0; i < n; i++) data[i] = Math.sin(i) * 100;
     const path = fresh();
@@ -131,7 +136,7 @@ describe("dtype conversion", () => {
     assert.ok(Number.isNaN(roundToDtype(new Float32Array([Number.NaN]), "bfloat16")[0]));
   });
 
-  it("bf16 decoding (SIMD for long runs, scalar for short) gives exactly the rounded bits", async () => {
+  it("bf16 decoding gives exactly the rounded bits for short and long runs", async () => {
     for (const n of [7, 64, 1001]) {
       const values = new Float32Array(n);
       for (let i = 0; i < n; i++) values[i] = Math.sin(i * 12.9898) * 10 ** ((i % 20) - 10);
@@ -406,4 +411,138 @@ describe("sharded folders", () => {
     writeFileSync(join(dir, SAFETENSORS_INDEX_FILE), "{}");
     await assert.rejects(readSafetensorsFolder(dir), assertKlear("SAFETENSORS_INDEX_INVALID", /weight_map/));
   });
+});
+
+describe("native and JS conversions agree", () => {
+  const hasNative = nativeAvailable();
+  const skip = hasNative ? false : "native addon not built (npx node-gyp rebuild)";
+  after(() => setSafetensorsNative(true));
+
+  /** Runs `fn` with the JS loops, then with the addon, and returns both results. */
+  function both<T>(fn: () => T): [T, T] {
+    assert.equal(setSafetensorsNative(false), false);
+    const js = fn();
+    assert.equal(setSafetensorsNative(true), true);
+    return [js, fn()];
+  }
+
+  it("decoding every 16-bit pattern, bf16 and f16, at even and odd byte offsets", { skip }, () => {
+    for (const offset of [0, 1]) {
+      const bytes = new Uint8Array(offset + 2 * 65536);
+      for (let h = 0; h < 65536; h++) {
+        bytes[offset + 2 * h] = h & 0xff;
+        bytes[offset + 2 * h + 1] = h >>> 8;
+      }
+      const src = bytes.subarray(offset);
+      for (const dtype of ["bfloat16", "float16"] as Safetensors16BitDtype[]) {
+        const [js, nat] = both(() => {
+          const out = new Float32Array(65536);
+          safetensorsDecode16(dtype, src, out);
+          return new Uint32Array(out.buffer);
+        });
+        for (let h = 0; h < 65536; h++) {
+          if (js[h] !== nat[h]) assert.fail(`${dtype} 0x${h.toString(16)}: js ${js[h]} native ${nat[h]}`);
+        }
+        // Independent checks of the shared answer: bf16 is a shift; f16 finite values match the formula.
+        const values = new Float32Array(js.buffer);
+        for (let h = 0; h < 65536; h++) {
+          if (dtype === "bfloat16") {
+            assert.equal(js[h], (h << 16) >>> 0);
+            continue;
+          }
+          const exp = (h >> 10) & 0x1f;
+          const frac = h & 0x3ff;
+          const sign = h & 0x8000 ? -1 : 1;
+          if (exp === 31) {
+            assert.equal(Number.isNaN(values[h]), frac !== 0, `f16 0x${h.toString(16)}`);
+            if (frac !== 0) {
+              // Quiet, payload kept, as x86's F16C conversion.
+              assert.equal(js[h], (((h & 0x8000) << 16) | 0x7fc00000 | (frac << 13)) >>> 0);
+            }
+            continue;
+          }
+          const expected = exp === 0 ? sign * frac * 2 ** -24 : sign * (1 + frac / 1024) * 2 ** (exp - 15);
+          assert.ok(Object.is(values[h], expected), `f16 0x${h.toString(16)}`);
+        }
+      }
+    }
+  });
+
+  it("encoding to bf16 and f16: halves, their neighbours, ties and random bit patterns", { skip }, () => {
+    const bits: number[] = [];
+    for (let h = 0; h < 65536; h++) {
+      const f = new Float32Array(1);
+      new Uint8Array(f.buffer).set([0, 0, h & 0xff, h >>> 8]);
+      const b = new Uint32Array(f.buffer)[0];
+      // bf16 patterns and the f32 bits just around them; plus every f16 value and its ties (shift by 13).
+      bits.push(b, b + 1, b - 1, b + 0x8000, b + 0x7fff);
+    }
+    for (let e = 95; e <= 145; e++) {
+      for (const m of [0, 1, 0xfff, 0x1000, 0x1001, 0x2000, 0x3000, 0x7fffff, 0x400000, 0x3ff000, 0x7fe000]) {
+        bits.push((e << 23) | m, ((1 << 31) | (e << 23) | m) >>> 0);
+      }
+    }
+    const rng = new Rng(7);
+    for (let i = 0; i < 100_000; i++) bits.push(Math.floor(rng.uniform() * 2 ** 32) >>> 0);
+    const src = new Float32Array(new Uint32Array(bits.map((b) => b >>> 0)).buffer);
+    for (const dtype of ["bfloat16", "float16"] as Safetensors16BitDtype[]) {
+      const [js, nat] = both(() => {
+        const out = new Uint8Array(2 * src.length + 1).subarray(1); // odd byte offset on purpose
+        safetensorsEncode16(dtype, src, out);
+        return out;
+      });
+      for (let i = 0; i < src.length; i++) {
+        const a = js[2 * i] | (js[2 * i + 1] << 8);
+        const b = nat[2 * i] | (nat[2 * i + 1] << 8);
+        if (a !== b)
+          assert.fail(
+            `${dtype} of f32 bits 0x${bits[i].toString(16)}: js 0x${a.toString(16)} native 0x${b.toString(16)}`,
+          );
+      }
+    }
+  });
+
+  for (const mode of ["js", "native"] as const) {
+    it(
+      `${mode}: f32/bf16/f16 files round trip NaN, ±Inf, ±0 and subnormals exactly`,
+      { skip: mode === "native" && skip },
+      async () => {
+        assert.equal(setSafetensorsNative(mode === "native"), mode === "native");
+        const specials = [
+          Number.NaN,
+          Number.POSITIVE_INFINITY,
+          Number.NEGATIVE_INFINITY,
+          0,
+          -0,
+          2 ** -24,
+          -(2 ** -20),
+          1e-40,
+          -1e-45,
+          0.3,
+          65504,
+          1e30,
+        ];
+        const n = 100_003; // long enough for the vector loops and the thread split, odd for the tails
+        const data = new Float32Array(n);
+        for (let i = 0; i < n; i++)
+          data[i] = i < specials.length ? specials[i] : Math.sin(i) * 10 ** ((i % 50) - 25);
+        for (const dtype of ["float32", "bfloat16", "float16"] as const) {
+          const path = fresh();
+          // An odd-length bf16 tensor first puts the second tensor at a 2-byte-aligned file offset.
+          await writeSafetensors(
+            path,
+            { a: { data: data.subarray(0, 3), shape: [3] }, b: { data, shape: [n] } },
+            { dtype },
+          );
+          const back = (await readSafetensors(path)).get("b")!.data;
+          setSafetensorsNative(false);
+          const expected = roundToDtype(data, dtype);
+          setSafetensorsNative(mode === "native");
+          assert.deepEqual(Buffer.from(back.buffer), Buffer.from(expected.buffer), `${mode} ${dtype}`);
+          if (dtype === "float32") assert.deepEqual(Buffer.from(back.buffer), Buffer.from(data.buffer));
+        }
+        setSafetensorsNative(true);
+      },
+    );
+  }
 });
