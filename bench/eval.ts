@@ -8,10 +8,14 @@
  * far less than that). ratio = klear / 2000.
  *
  *   npm run bench:eval   (EVAL_BENCH_REQUESTS, EVAL_BENCH_RUNS, EVAL_BENCH_CONCURRENCY override the sizes)
+ *
+ * The fake server answers every sample of a problem with one of two answer sections, so the default
+ * scorer's verdict memo verifies each distinct (gold, answer) once, as it would for n samples that agree;
+ * EVAL_BENCH_MATH_MEMO=0 verifies every sample (the worst case: no two answers alike).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import {
@@ -62,11 +66,17 @@ if (process.argv.includes("--serve")) {
   });
 
   // Diagnostics: EVAL_BENCH_NOSCORE=1 measures the HTTP + store path alone; EVAL_BENCH_MATH_WORKERS=0
-  // verifies on the main thread.
+  // verifies on the main thread; EVAL_BENCH_MATH_MEMO=0 verifies every sample afresh.
   const mathWorkers = process.env.EVAL_BENCH_MATH_WORKERS;
+  const mathMemo = process.env.EVAL_BENCH_MATH_MEMO;
   const scorer: EvalScorer = process.env.EVAL_BENCH_NOSCORE
     ? { score: async () => ({ score: 1, correct: true, extracted: "42", reason: "" }) }
-    : createDefaultScorer({ mathWorkers: mathWorkers === undefined ? undefined : Number(mathWorkers) });
+    : createDefaultScorer({
+        mathWorkers: mathWorkers === undefined ? undefined : Number(mathWorkers),
+        mathMemoEntries: mathMemo === undefined ? undefined : Number(mathMemo),
+      });
+  // The figure moves with the machine's load; print it next to the result.
+  console.log(`load average ${loadavg()[0].toFixed(2)} at start`);
   const rates: number[] = [];
   try {
     for (let r = 0; r < runs + 1; r++) {
@@ -107,6 +117,7 @@ if (process.argv.includes("--serve")) {
     server.kill();
     await scorer.close?.();
   }
+  console.log(`load average ${loadavg()[0].toFixed(2)} at end`);
   rates.sort((a, b) => a - b);
   const median = rates[Math.floor(rates.length / 2)];
   console.log(

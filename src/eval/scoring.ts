@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { type CodeSandboxChoice, extractCode, runCodeTests } from "../rewards/code/index.js";
-import { MathVerifierPool } from "../rewards/math/index.js";
+import { type MathVerdict, MathVerifierPool, stripThinkBlock } from "../rewards/math/index.js";
 import type { EvalProblem } from "./registry.js";
 
 /** The verdict on one sampled response. */
@@ -36,7 +36,19 @@ export interface DefaultScorerOptions {
    * Started on the first math answer.
    */
   mathWorkers?: number;
+  /**
+   * Math verdicts remembered per (gold, answer text the verifier reads), default 20 000; 0 verifies every
+   * sample. n samples of one problem often end with the same answer section, and the check is
+   * deterministic, so each distinct one is verified once.
+   */
+  mathMemoEntries?: number;
 }
+
+/**
+ * Answer sections longer than this are verified without the memo: they rarely repeat, and keys that size
+ * would hold megabytes.
+ */
+const MEMO_MAX_KEY_CHARS = 4096;
 
 /**
  * The real scorers: rewards/math's verifier (Math-Verify semantics, gold read as \boxed{gold} like
@@ -46,16 +58,43 @@ export interface DefaultScorerOptions {
 export function createDefaultScorer(opts: DefaultScorerOptions = {}): EvalScorer {
   const mathTimeoutMs = opts.mathTimeoutMs ?? 5000;
   const workers = opts.mathWorkers ?? Math.max(1, Math.min(4, availableParallelism() - 1));
+  const memoLimit = Math.max(0, opts.mathMemoEntries ?? 20_000);
   let pool: MathVerifierPool | null = null;
+  // Checks in flight share one promise, so 64 identical answers arriving together cost one check.
+  const memo = new Map<string, Promise<MathVerdict>>();
   // Started on the first math answer, so a code-only run never spawns threads.
-  const verify = (gold: string, response: string) => {
+  const check = (gold: string, response: string) => {
     pool ??= new MathVerifierPool({ workers: Math.max(0, workers), timeoutMs: mathTimeoutMs });
     return pool.verify(gold, response);
+  };
+  const verify = (gold: string, response: string): Promise<MathVerdict> => {
+    // The key is exactly what verifyMath reads (gold, and the text after the last </think>), so a
+    // remembered verdict is the verdict a fresh check would give.
+    const answerSection = stripThinkBlock(response);
+    if (memoLimit === 0 || answerSection.length > MEMO_MAX_KEY_CHARS) return check(gold, response);
+    const key = `${gold}\u0000${answerSection}`;
+    const known = memo.get(key);
+    if (known) return known;
+    // Forgetting everything at the cap is crude but O(1), and an eval rarely has that many distinct answers.
+    if (memo.size >= memoLimit) memo.clear();
+    const verdict = check(gold, response);
+    memo.set(key, verdict);
+    // A timeout or a crash depends on the machine's load, not the answer: the next sample checks afresh.
+    verdict.then(
+      (v) => {
+        if ((v.timedOut || v.error) && memo.get(key) === verdict) memo.delete(key);
+      },
+      () => {
+        if (memo.get(key) === verdict) memo.delete(key);
+      },
+    );
+    return verdict;
   };
   return {
     async close() {
       await pool?.close();
       pool = null;
+      memo.clear();
     },
     async score(problem, response) {
       if (problem.kind === "math") {

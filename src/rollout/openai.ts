@@ -190,7 +190,9 @@ export class OpenAIClient {
   ): Promise<OpenAICompletion> {
     await this.acquire();
     this.stats.requests++;
-    const payload = Buffer.from(JSON.stringify(body));
+    // A string body lets node:http send the headers and the body in one write.
+    const payload = JSON.stringify(body);
+    const payloadBytes = Buffer.byteLength(payload);
     let last: Endpoint | null = null;
     try {
       for (let attempt = 0; ; attempt++) {
@@ -199,7 +201,7 @@ export class OpenAIClient {
         const t0 = performance.now();
         try {
           endpoint.inFlight++;
-          const json = await this.post(endpoint, route, payload);
+          const json = await this.post(endpoint, route, payload, payloadBytes);
           const parsed = parseResponse(json, chat, endpoint.url.href + route);
           this.stats.succeeded++;
           return {
@@ -234,7 +236,7 @@ export class OpenAIClient {
     }
   }
 
-  private post(endpoint: Endpoint, route: string, payload: Buffer): Promise<unknown> {
+  private post(endpoint: Endpoint, route: string, payload: string, payloadBytes: number): Promise<unknown> {
     const url = endpoint.url;
     const mod = url.protocol === "https:" ? https : http;
     return new Promise((resolve, reject) => {
@@ -254,7 +256,7 @@ export class OpenAIClient {
           path: url.pathname + route,
           method: "POST",
           agent: endpoint.agent,
-          headers: { ...this.headers, "content-length": payload.length },
+          headers: { ...this.headers, "content-length": payloadBytes },
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -265,7 +267,7 @@ export class OpenAIClient {
             if (settled) return;
             if (!res.complete)
               return fail(new RetryableError("connection", "connection dropped mid-response"));
-            const text = Buffer.concat(chunks).toString("utf8");
+            const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString("utf8");
             const status = res.statusCode ?? 0;
             if (status === 429 || status >= 500) {
               const ra = Number(res.headers["retry-after"]);

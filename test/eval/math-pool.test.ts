@@ -39,3 +39,37 @@ test("the default scorer: math verified on worker threads equals inline verifica
     await inline.close?.();
   }
 });
+
+test("the default scorer's verdict memo: repeated answers give the verdicts fresh checks give", async () => {
+  const remembered = createDefaultScorer({ mathWorkers: 1 });
+  const tiny = createDefaultScorer({ mathWorkers: 0, mathMemoEntries: 2 });
+  const fresh = createDefaultScorer({ mathWorkers: 0, mathMemoEntries: 0 });
+  // The same answer section behind different thinking shares a verdict; a different answer never does.
+  const answers = ["\\boxed{73}", "\\boxed{74}", "$73.0$", "no answer", "\\boxed{\\frac{146}{2}}"];
+  const cases = Array.from({ length: 60 }, (_, i) => ({
+    gold: i % 7 === 0 ? "74" : "73",
+    response: `<think>attempt ${i}</think>\nSo the answer is ${answers[i % answers.length]}.`,
+  }));
+  try {
+    const problem = (gold: string) => ({ id: gold, kind: "math" as const, question: "?", answer: gold });
+    // All at once, so identical checks are in flight together and share one.
+    const [a, b, c] = await Promise.all(
+      [remembered, tiny, fresh].map((s) =>
+        Promise.all(cases.map((x) => s.score(problem(x.gold), x.response))),
+      ),
+    );
+    assert.deepEqual(a, c);
+    assert.deepEqual(b, c);
+    assert.deepEqual(
+      c.slice(0, 5).map((v) => v.correct),
+      [false, false, true, false, true],
+    );
+    // A second pass is answered from the memo, with the same verdicts.
+    const again = await Promise.all(cases.map((x) => remembered.score(problem(x.gold), x.response)));
+    assert.deepEqual(again, c);
+  } finally {
+    await remembered.close?.();
+    await tiny.close?.();
+    await fresh.close?.();
+  }
+});
