@@ -1,7 +1,12 @@
-import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { ConfigError, checkChoice } from "../util/errors.js";
-import { applyOverrides } from "../util/overrides.js";
+import {
+  type ConfigLayers,
+  type DeepPartial,
+  describeConfig,
+  parseConfigWith,
+  resolveConfig,
+} from "../util/config.js";
+import { ConfigError } from "../util/errors.js";
 import { ADVANTAGE_ESTIMATORS } from "./advantages.js";
 import { GROUP_FILTER_METRICS } from "./filters.js";
 import { AGGREGATION_MODES } from "./objectives/aggregate.js";
@@ -205,8 +210,6 @@ export const RlConfigSchema = z.strictObject({
 
 export type RlConfig = z.infer<typeof RlConfigSchema>;
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
-
 const M = klearMathRlPreset;
 const klearShared = {
   seed: 1,
@@ -286,31 +289,9 @@ export const RL_PRESETS = {
 export type RlPresetName = keyof typeof RL_PRESETS;
 export const RL_PRESET_NAMES = Object.keys(RL_PRESETS) as RlPresetName[];
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(over)) {
-    out[k] =
-      isPlainObject(v) && isPlainObject(base[k]) ? deepMerge(base[k] as Record<string, unknown>, v) : v;
-  }
-  return out;
-}
-
 /** Validates a complete or partial config object, naming the first bad field and its source. */
 export function parseRlConfig(value: unknown, source: string): RlConfig {
-  const r = RlConfigSchema.safeParse(value);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const field = issue.path.join(".") || "(root)";
-    throw new ConfigError(
-      `${source}: rl config field "${field}": ${issue.message}`,
-      `fix "${field}" (every field and its default: \`klear rl --help\`)`,
-    );
-  }
-  const c = r.data;
+  const c = parseConfigWith(RlConfigSchema, value, source, "rl");
   if (c.task.maxTerms < c.task.minTerms) {
     throw new ConfigError(
       `${source}: task.maxTerms (${c.task.maxTerms}) is below task.minTerms (${c.task.minTerms})`,
@@ -329,65 +310,22 @@ export function parseRlConfig(value: unknown, source: string): RlConfig {
   return c;
 }
 
+const RL_CONFIG_SPEC = {
+  command: "rl",
+  presets: RL_PRESETS,
+  parse: parseRlConfig,
+  exampleSection: "loss",
+};
+
 /**
  * preset → config file → `--a.b=c` overrides, each layer validated. An unknown key anywhere is an error
  * naming it (a typo never passes silently).
  */
-export function resolveRlConfig(opts: {
-  preset?: string;
-  configFile?: string;
-  overrides?: Record<string, string>;
-}): RlConfig {
-  const presetName = checkChoice("rl preset", opts.preset ?? "tiny-cpu", RL_PRESET_NAMES);
-  const presetSource = `preset ${presetName}`;
-  let merged = parseRlConfig(RL_PRESETS[presetName], presetSource) as Record<string, unknown>;
-  if (opts.configFile) {
-    let fileValue: unknown;
-    try {
-      fileValue = JSON.parse(readFileSync(opts.configFile, "utf8"));
-    } catch (e) {
-      throw new ConfigError(
-        `cannot read rl config ${opts.configFile}: ${(e as Error).message}`,
-        "pass a readable JSON file whose fields are a subset of the rl config (`klear rl --help`)",
-        { cause: e },
-      );
-    }
-    if (!isPlainObject(fileValue)) {
-      throw new ConfigError(
-        `${opts.configFile}: expected a JSON object`,
-        'write the config as { "loss": { … } }',
-      );
-    }
-    merged = parseRlConfig(deepMerge(merged, fileValue), opts.configFile) as Record<string, unknown>;
-  }
-  const withOverrides = applyOverrides(merged, opts.overrides ?? {});
-  return parseRlConfig(withOverrides, "--overrides");
+export function resolveRlConfig(layers: ConfigLayers): RlConfig {
+  return resolveConfig(RL_CONFIG_SPEC, layers);
 }
 
 /** Every field with its default and meaning, for `--help`. */
 export function describeRlConfig(): string {
-  const defaults = RlConfigSchema.parse({}) as Record<string, unknown>;
-  const lines: string[] = [];
-  const row = (flag: string, value: unknown, what: string | undefined) =>
-    lines.push(`${`  --${flag}=${JSON.stringify(value)}`.padEnd(40)} ${what ?? ""}`);
-  for (const [key, child] of Object.entries(RlConfigSchema.shape)) {
-    const shape = (unwrap(child) as unknown as { shape?: Record<string, z.ZodType> }).shape;
-    if (!shape) {
-      row(key, defaults[key], child.description);
-      continue;
-    }
-    lines.push(`  ${key}: ${child.description ?? ""}`);
-    const section = defaults[key] as Record<string, unknown>;
-    for (const [k, leaf] of Object.entries(shape)) row(`${key}.${k}`, section[k], leaf.description);
-  }
-  return lines.join("\n");
-}
-
-/** The schema inside `.default()` / `.prefault()` wrappers. */
-function unwrap(s: z.ZodType): z.ZodType {
-  let cur = s as unknown as { def: { type: string; innerType?: unknown } };
-  while ((cur.def.type === "default" || cur.def.type === "prefault") && cur.def.innerType) {
-    cur = cur.def.innerType as typeof cur;
-  }
-  return cur as unknown as z.ZodType;
+  return describeConfig(RlConfigSchema);
 }

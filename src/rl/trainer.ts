@@ -445,25 +445,32 @@ export function rlPolicyLossConfig(config: RlConfig): PolicyLossConfig {
 
 // ---- checkpoints ------------------------------------------------------------------------------------------
 
-async function saveRlCheckpoint(
+/**
+ * Saves a resumable training checkpoint into the run: the HF-style model folder plus the AdamW moments
+ * (optimizer.safetensors) and the trainer's own state (trainer_state.json). Shared by `klear rl` and the
+ * demo's supervised phase.
+ */
+export async function saveTrainerCheckpoint(
   paths: RunPaths,
+  step: number,
   model: Qwen3Model,
   tokenizer: Tokenizer,
   optimizer: AdamW,
-  state: RlTrainerState,
+  trainerState: object,
 ): Promise<string> {
-  return saveRunCheckpoint(paths, state.step, async (dir) => {
+  return saveRunCheckpoint(paths, step, async (dir) => {
     await saveCheckpoint(dir, model, tokenizer);
     const opt = optimizer.state();
     const tensors = new Map<string, TensorToWrite>();
     for (const [name, m] of opt.m) tensors.set(`m.${name}`, { data: m, shape: [m.length] });
     for (const [name, v] of opt.v) tensors.set(`v.${name}`, { data: v, shape: [v.length] });
     await writeSafetensors(join(dir, OPTIMIZER_FILE), tensors, { metadata: { step: String(opt.step) } });
-    writeFileSync(join(dir, TRAINER_STATE), `${JSON.stringify(state, null, 2)}\n`);
+    writeFileSync(join(dir, TRAINER_STATE), `${JSON.stringify(trainerState, null, 2)}\n`);
   });
 }
 
-async function loadRlOptimizerState(dir: string, optimizer: AdamW, steps: number): Promise<void> {
+/** Restores the AdamW moments `saveTrainerCheckpoint` wrote; `steps` is the optimizer's step count. */
+export async function loadTrainerOptimizerState(dir: string, optimizer: AdamW, steps: number): Promise<void> {
   const tensors = await readSafetensors(join(dir, OPTIMIZER_FILE));
   const state: AdamWState = { step: steps, m: new Map(), v: new Map() };
   for (const [key, t] of tensors) {
@@ -471,6 +478,48 @@ async function loadRlOptimizerState(dir: string, optimizer: AdamW, steps: number
     (kind === "m" ? state.m : state.v).set(rest.join("."), t.data);
   }
   optimizer.loadState(state);
+}
+
+/** The trainer state `saveTrainerCheckpoint` wrote next to a checkpoint, or a clear error when it is missing. */
+export function readTrainerState<T>(checkpointDir: string, who: string): T {
+  const statePath = join(checkpointDir, TRAINER_STATE);
+  if (!existsSync(statePath)) {
+    throw new KlearError(
+      "CHECKPOINT_INCOMPLETE",
+      `${checkpointDir} has no ${TRAINER_STATE}, so ${who} cannot resume from it`,
+      "delete that checkpoint folder to resume from the one before, or start a new run",
+    );
+  }
+  return JSON.parse(readFileSync(statePath, "utf8")) as T;
+}
+
+/**
+ * Opens the run in `out` to resume it (its saved config wins, validated by `parse`) or creates it with
+ * the config `create` returns (which may throw before the directory exists, so a bad config needs no
+ * cleanup). Resuming finds the latest checkpoint, if any.
+ */
+export function startTrainingRun<C>(opts: {
+  out: string;
+  resume?: boolean;
+  log: (line: string) => void;
+  parse: (value: unknown, source: string) => C;
+  create: () => C;
+}): { paths: RunPaths; config: C; resumeFrom: { step: number; path: string } | null } {
+  if (opts.resume) {
+    const opened = openRun(opts.out);
+    const config = opts.parse(opened.config, opened.paths.config);
+    const resumeFrom = latestCheckpoint(opened.paths.dir);
+    opts.log(
+      resumeFrom
+        ? `resuming ${opened.paths.dir} from step ${resumeFrom.step}`
+        : `resuming ${opened.paths.dir}: no checkpoint yet, starting from step 0`,
+    );
+    return { paths: opened.paths, config, resumeFrom };
+  }
+  const config = opts.create();
+  const paths = createRun(opts.out, config);
+  opts.log(`run directory: ${paths.dir}`);
+  return { paths, config, resumeFrom: null };
 }
 
 // ---- evaluation -------------------------------------------------------------------------------------------
@@ -535,44 +584,36 @@ export function rlResultLine(r: RlResult): string {
  */
 export async function runRl(opts: RlOptions): Promise<RlResult> {
   const log = opts.log ?? ((line: string) => console.log(line));
-  let paths: RunPaths;
-  let config: RlConfig;
-  let resumeFrom: { step: number; path: string } | null = null;
-  if (opts.resume) {
-    const opened = openRun(opts.out);
-    paths = opened.paths;
-    config = parseRlConfig(opened.config, paths.config);
-    resumeFrom = latestCheckpoint(paths.dir);
-    log(
-      resumeFrom
-        ? `resuming ${paths.dir} from step ${resumeFrom.step}`
-        : `resuming ${paths.dir}: no checkpoint yet, starting from step 0`,
-    );
-  } else {
-    const init = opts.init ?? opts.config.init;
-    if (!init) {
-      throw new ConfigError(
-        "klear rl needs the policy to start from",
-        "pass --init CHECKPOINT_DIR (e.g. the checkpoint `klear demo` or `klear sft` wrote)",
-      );
-    }
-    if (!existsSync(join(init, "config.json"))) {
-      throw new ConfigError(
-        `--init ${init} is not a checkpoint folder (no config.json)`,
-        "pass an HF-style checkpoint folder, e.g. runs/demo-…/checkpoints/step-300",
-      );
-    }
-    config = parseRlConfig({ ...opts.config, init: resolve(init) }, "rl options");
-    // Checked before the run directory exists, so fixing the config and retrying needs no cleanup.
-    if (config.task.kind !== "arithmetic" && config.task.trainFile === "") {
-      throw new ConfigError(
-        `task.kind is "${config.task.kind}" but task.trainFile is empty`,
-        "set task.trainFile to a JSONL of verl rows (prompt, reward_model.ground_truth)",
-      );
-    }
-    paths = createRun(opts.out, config);
-    log(`run directory: ${paths.dir}`);
-  }
+  const { paths, config, resumeFrom } = startTrainingRun({
+    out: opts.out,
+    resume: opts.resume,
+    log,
+    parse: parseRlConfig,
+    create: () => {
+      const init = opts.init ?? opts.config.init;
+      if (!init) {
+        throw new ConfigError(
+          "klear rl needs the policy to start from",
+          "pass --init CHECKPOINT_DIR (e.g. the checkpoint `klear demo` or `klear sft` wrote)",
+        );
+      }
+      if (!existsSync(join(init, "config.json"))) {
+        throw new ConfigError(
+          `--init ${init} is not a checkpoint folder (no config.json)`,
+          "pass an HF-style checkpoint folder, e.g. runs/demo-…/checkpoints/step-300",
+        );
+      }
+      const config = parseRlConfig({ ...opts.config, init: resolve(init) }, "rl options");
+      // Checked before the run directory exists, so fixing the config and retrying needs no cleanup.
+      if (config.task.kind !== "arithmetic" && config.task.trainFile === "") {
+        throw new ConfigError(
+          `task.kind is "${config.task.kind}" but task.trainFile is empty`,
+          "set task.trainFile to a JSONL of verl rows (prompt, reward_model.ground_truth)",
+        );
+      }
+      return config;
+    },
+  });
   const db = RunDatabase.open(paths.database);
   try {
     return await train(config, paths, db, resumeFrom, { ...opts, log });
@@ -611,15 +652,7 @@ async function train(
 
   let state: RlTrainerState;
   if (resumeFrom) {
-    const statePath = join(resumeFrom.path, TRAINER_STATE);
-    if (!existsSync(statePath)) {
-      throw new KlearError(
-        "CHECKPOINT_INCOMPLETE",
-        `${resumeFrom.path} has no ${TRAINER_STATE}, so the RL run cannot resume from it`,
-        "delete that checkpoint folder to resume from the one before, or start a new run",
-      );
-    }
-    state = JSON.parse(readFileSync(statePath, "utf8")) as RlTrainerState;
+    state = readTrainerState<RlTrainerState>(resumeFrom.path, "the RL run");
     truncateMetricsAfter(paths, state.step);
     db.deleteAfterStep(state.step);
   } else {
@@ -645,7 +678,7 @@ async function train(
     eps: config.optimizer.eps,
     weightDecay: config.optimizer.weightDecay,
   });
-  if (resumeFrom) await loadRlOptimizerState(resumeFrom.path, optimizer, state.optimizerSteps);
+  if (resumeFrom) await loadTrainerOptimizerState(resumeFrom.path, optimizer, state.optimizerSteps);
 
   const loss = policyLoss(config.loss.name, rlPolicyLossConfig(config));
   const advantageConfig: AdvantageConfig =
@@ -683,13 +716,14 @@ async function train(
       acc: fmt(m.accuracy as number, 3),
     });
     if (state.step % config.checkpointEvery === 0 || state.step === total) {
-      await saveRlCheckpoint(paths, model, tokenizer, optimizer, state);
+      await saveTrainerCheckpoint(paths, state.step, model, tokenizer, optimizer, state);
       lastSaved = state.step;
     }
   }
   progress.stop();
   const trainSeconds = (Date.now() - t0) / 1000;
-  if (lastSaved !== state.step) await saveRlCheckpoint(paths, model, tokenizer, optimizer, state);
+  if (lastSaved !== state.step)
+    await saveTrainerCheckpoint(paths, state.step, model, tokenizer, optimizer, state);
   const checkpoint = latestCheckpoint(paths.dir)?.path ?? "";
   const n = task.heldOut.length;
 

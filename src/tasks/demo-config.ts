@@ -1,11 +1,28 @@
-import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { ConfigError, checkChoice } from "../util/errors.js";
-import { applyOverrides } from "../util/overrides.js";
+import { parseRlConfig, type RlConfig, RlConfigSchema } from "../rl/trainer-config.js";
+import {
+  type ConfigLayers,
+  type DeepPartial,
+  describeConfig,
+  parseConfigWith,
+  resolveConfig,
+} from "../util/config.js";
+
+// The demo's RL phase takes every `klear rl` field except those the demo itself fixes.
+const {
+  seed: _rlSeed,
+  init: _rlInit,
+  task: _rlTask,
+  eval: _rlEval,
+  steps: _rlSteps,
+  ...RL_PASS_THROUGH
+} = RlConfigSchema.shape;
 
 /**
- * The `klear demo` config. Every field has a documented default; the defaults are the `tiny-cpu` preset,
- * sized to train in about a minute or two on 2 CPU cores and reach high held-out accuracy.
+ * The `klear demo` config. Every field has a documented default; the defaults are the `tiny-cpu` preset:
+ * the Klear recipe in miniature, about two to three minutes on 2 CPU cores. Phase 1 is supervised
+ * fine-tuning on a noisy teacher (as long-CoT SFT data is imperfect), phase 2 GPPO RL from that
+ * checkpoint with the verifier's reward, which corrects what the teacher taught wrong.
  */
 export const DemoConfigSchema = z.strictObject({
   seed: z.number().int().default(0).describe("seeds model init, data order, the held-out split and sampling"),
@@ -17,7 +34,10 @@ export const DemoConfigSchema = z.strictObject({
       numKeyValueHeads: z.number().int().positive().default(2).describe("key/value heads (GQA groups)"),
       headDim: z.number().int().positive().default(16).describe("per-head width"),
       intermediateSize: z.number().int().positive().default(256).describe("SwiGLU hidden width"),
-      tieWordEmbeddings: z.boolean().default(true).describe("share input and output embeddings"),
+      tieWordEmbeddings: z
+        .boolean()
+        .default(false)
+        .describe("share input and output embeddings (untied lets RL move a digit's output row alone)"),
     })
     .prefault({})
     .describe("a tiny Qwen3 trained from scratch; the vocabulary is the byte tokenizer's"),
@@ -30,15 +50,15 @@ export const DemoConfigSchema = z.strictObject({
         .number()
         .min(0)
         .max(1)
-        .default(0)
-        .describe("probability a teacher solution has one wrong step"),
+        .default(0.5)
+        .describe("probability a teacher solution has one wrong step (RL has something to fix)"),
       testSize: z.number().int().positive().default(100).describe("held-out problems (never trained on)"),
     })
     .prefault({})
     .describe("the synthetic arithmetic task (src/tasks/arithmetic.ts)"),
   train: z
     .strictObject({
-      steps: z.number().int().positive().default(450).describe("optimizer steps"),
+      steps: z.number().int().positive().default(300).describe("optimizer steps"),
       batchSize: z.number().int().positive().default(32).describe("sequences per step"),
       lr: z.number().positive().default(3e-3).describe("peak learning rate"),
       warmupSteps: z.number().int().min(0).default(20).describe("linear warmup steps"),
@@ -73,15 +93,28 @@ export const DemoConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe("held-out accuracy is always greedy; these shape the sampled completions shown at the end"),
+  rl: z
+    .strictObject({
+      enabled: z.boolean().default(true).describe("run phase 2, GPPO RL from the SFT checkpoint"),
+      steps: z
+        .number()
+        .int()
+        .min(0)
+        .default(30)
+        .describe("RL steps (one rollout batch each); 0 = the supervised demo only"),
+      ...RL_PASS_THROUGH,
+    })
+    .prefault({})
+    .describe(
+      "phase 2: `klear rl` fields (tiny-cpu defaults); seed, task and held-out eval come from the demo",
+    ),
 });
 
 export type DemoConfig = z.infer<typeof DemoConfigSchema>;
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
-
 /** Named starting points; any field can still be overridden by a config file or `--a.b=c`. */
 export const DEMO_PRESETS = {
-  /** The default: about a minute or two of training on 2 CPU cores. */
+  /** The default: about two to three minutes on 2 CPU cores, SFT then RL. */
   "tiny-cpu": {},
   /** A few seconds end to end, for tests and CI: proves the pipeline, not the learning. */
   smoke: {
@@ -89,6 +122,13 @@ export const DEMO_PRESETS = {
     task: { testSize: 8 },
     train: { steps: 6, batchSize: 4, warmupSteps: 1, checkpointEvery: 3 },
     eval: { maxNewTokens: 24, showSamples: 2 },
+    rl: {
+      steps: 2,
+      checkpointEvery: 1,
+      rollout: { genBatchPrompts: 4, trainBatchPrompts: 4, n: 4, maxNewTokens: 24 },
+      update: { miniBatchPrompts: 2, microBatchSize: 16 },
+      optimizer: { warmupSteps: 0 },
+    },
   },
   /** Larger and longer (several minutes): longer sums. */
   "small-cpu": {
@@ -96,95 +136,67 @@ export const DEMO_PRESETS = {
     task: { maxTerms: 4 },
     train: { steps: 800, lr: 2e-3, checkpointEvery: 200 },
     eval: { maxNewTokens: 56 },
+    rl: { rollout: { maxNewTokens: 56 } },
   },
 } satisfies Record<string, DeepPartial<DemoConfig>>;
 
 export type DemoPresetName = keyof typeof DEMO_PRESETS;
 export const DEMO_PRESET_NAMES = Object.keys(DEMO_PRESETS) as DemoPresetName[];
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+/**
+ * The `klear rl` config of the demo's RL phase: the demo's `rl` section, with the task, seed and held-out
+ * evaluation taken from the demo so RL is measured on the very problems SFT was.
+ */
+export function demoRlConfig(config: DemoConfig, init: string): RlConfig {
+  const { enabled: _enabled, ...rl } = config.rl;
+  return parseRlConfig(
+    {
+      ...rl,
+      steps: Math.max(1, rl.steps),
+      seed: config.seed,
+      init,
+      task: {
+        kind: "arithmetic",
+        minTerms: config.task.minTerms,
+        maxTerms: config.task.maxTerms,
+        maxOperand: config.task.maxOperand,
+        testSize: config.task.testSize,
+      },
+      eval: { maxNewTokens: config.eval.maxNewTokens, temperature: 0 },
+    },
+    "demo config section rl",
+  );
 }
 
-function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(over)) {
-    out[k] =
-      isPlainObject(v) && isPlainObject(base[k]) ? deepMerge(base[k] as Record<string, unknown>, v) : v;
-  }
-  return out;
+/** Whether the demo runs its RL phase. */
+export function demoRunsRl(config: DemoConfig): boolean {
+  return config.rl.enabled && config.rl.steps > 0;
 }
 
 /** Validates a complete or partial config object, naming the first bad field and its source. */
 export function parseDemoConfig(value: unknown, source: string): DemoConfig {
-  const r = DemoConfigSchema.safeParse(value);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const field = issue.path.join(".") || "(root)";
-  throw new ConfigError(
-    `${source}: demo config field "${field}": ${issue.message}`,
-    `fix "${field}" (every field and its default: \`klear demo --help\`)`,
-  );
+  const config = parseConfigWith(DemoConfigSchema, value, source, "demo");
+  // The RL phase's own cross-field rules (e.g. batch sizes), checked before anything runs.
+  if (demoRunsRl(config)) demoRlConfig(config, "");
+  return config;
 }
+
+const DEMO_CONFIG_SPEC = {
+  command: "demo",
+  presets: DEMO_PRESETS,
+  parse: parseDemoConfig,
+  exampleSection: "train",
+};
 
 /**
  * preset → config file → `--a.b=c` overrides, each layer validated. An unknown key anywhere is an
  * error naming it (a typo never passes silently).
  */
-export function resolveDemoConfig(opts: {
-  preset?: string;
-  configFile?: string;
-  overrides?: Record<string, string>;
-}): DemoConfig {
-  const presetName = checkChoice("demo preset", opts.preset ?? "tiny-cpu", DEMO_PRESET_NAMES);
-  let merged = parseDemoConfig(DEMO_PRESETS[presetName], `preset ${presetName}`) as Record<string, unknown>;
-  if (opts.configFile) {
-    let fileValue: unknown;
-    try {
-      fileValue = JSON.parse(readFileSync(opts.configFile, "utf8"));
-    } catch (e) {
-      throw new ConfigError(
-        `cannot read demo config ${opts.configFile}: ${(e as Error).message}`,
-        "pass a readable JSON file whose fields are a subset of the demo config",
-        { cause: e },
-      );
-    }
-    if (!isPlainObject(fileValue)) {
-      throw new ConfigError(
-        `${opts.configFile}: expected a JSON object`,
-        'write the config as { "train": { … } }',
-      );
-    }
-    merged = parseDemoConfig(deepMerge(merged, fileValue), opts.configFile);
-  }
-  const withOverrides = applyOverrides(merged, opts.overrides ?? {});
-  return parseDemoConfig(withOverrides, "--overrides");
+export function resolveDemoConfig(layers: ConfigLayers): DemoConfig {
+  return resolveConfig(DEMO_CONFIG_SPEC, layers);
 }
 
 /** Every field with its default and meaning, for `--help`. */
 export function describeDemoConfig(): string {
-  const defaults = DemoConfigSchema.parse({}) as Record<string, unknown>;
-  const lines: string[] = [];
-  const row = (flag: string, value: unknown, what: string | undefined) =>
-    lines.push(`${`  --${flag}=${JSON.stringify(value)}`.padEnd(34)} ${what ?? ""}`);
-  for (const [key, child] of Object.entries(DemoConfigSchema.shape)) {
-    const shape = (unwrap(child) as unknown as { shape?: Record<string, z.ZodType> }).shape;
-    if (!shape) {
-      row(key, defaults[key], child.description);
-      continue;
-    }
-    lines.push(`  ${key}: ${child.description ?? ""}`);
-    const section = defaults[key] as Record<string, unknown>;
-    for (const [k, leaf] of Object.entries(shape)) row(`${key}.${k}`, section[k], leaf.description);
-  }
-  return lines.join("\n");
-}
-
-/** The schema inside `.default()` / `.prefault()` wrappers. */
-function unwrap(s: z.ZodType): z.ZodType {
-  let cur = s as unknown as { def: { type: string; innerType?: unknown } };
-  while ((cur.def.type === "default" || cur.def.type === "prefault") && cur.def.innerType) {
-    cur = cur.def.innerType as typeof cur;
-  }
-  return cur as unknown as z.ZodType;
+  return describeConfig(DemoConfigSchema);
 }

@@ -1,46 +1,80 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AdamW, type AdamWState, clipGradNorm, lrAt } from "../engine/optim.js";
-import { loadModel, saveCheckpoint } from "../model/checkpoint.js";
+import { AdamW, clipGradNorm, lrAt } from "../engine/optim.js";
+import { loadModel } from "../model/checkpoint.js";
 import { tinyQwen3Config } from "../model/config.js";
 import { Qwen3Model } from "../model/qwen3.js";
-import { readSafetensors, type TensorToWrite, writeSafetensors } from "../model/safetensors.js";
 import { ByteTokenizer, type Tokenizer } from "../model/tokenizer.js";
+import {
+  loadTrainerOptimizerState,
+  type RlResult,
+  readTrainerState,
+  runRl,
+  saveTrainerCheckpoint,
+  startTrainingRun,
+} from "../rl/trainer.js";
 import { generate } from "../rollout/generate.js";
 import {
   appendMetrics,
-  createRun,
   latestCheckpoint,
-  openRun,
   type RunPaths,
   readMetrics,
-  saveRunCheckpoint,
   truncateMetricsAfter,
 } from "../store/run.js";
 import { RunDatabase, type SampleRecord } from "../store/samples.js";
 import { atomicWriteJsonSync } from "../util/atomic.js";
-import { KlearError } from "../util/errors.js";
 import { createProgress } from "../util/progress.js";
 import { type ArithmeticProblem, arithmeticSplit, verifyArithmetic } from "./arithmetic.js";
-import { type DemoConfig, parseDemoConfig } from "./demo-config.js";
+import { type DemoConfig, demoRlConfig, demoRunsRl, parseDemoConfig } from "./demo-config.js";
 
 /** What the demo measured, also written to `result.json` in the run directory. */
 export interface DemoResult {
   runDir: string;
+  /** Supervised (phase 1) steps. */
   steps: number;
   firstLoss: number | null;
   lastLoss: number | null;
   /** Held-out accuracy (greedy) of the freshly initialised model. */
   accuracyBefore: number;
-  /** Held-out accuracy (greedy) after training, measured on the checkpoint reloaded from disk. */
+  /** Held-out accuracy (greedy) after SFT, measured on the SFT checkpoint reloaded from disk. */
+  accuracyAfterSft: number;
+  /** Held-out accuracy (greedy) at the end (after RL when it ran), on the final checkpoint reloaded from disk. */
   accuracyAfter: number;
   /** `(after + 1/N) / (before + 1/N)` with N held-out problems: > 1 means training helped. */
   ratio: number;
-  /** The final checkpoint folder (HF-style). */
+  /** The final checkpoint folder (HF-style): the RL one when RL ran, else the SFT one. */
+  checkpoint: string;
+  /** Seconds of supervised training in this process. */
+  trainSeconds: number;
+  /** Phase 2, when it ran (its run directory is `<runDir>/rl`). */
+  rl: {
+    runDir: string;
+    steps: number;
+    /** Held-out accuracy after RL. */
+    accuracyAfter: number;
+    /** `(afterRl + 1/N) / (afterSft + 1/N)`. */
+    ratio: number;
+    checkpoint: string;
+    trainSeconds: number;
+  } | null;
+  interrupted: boolean;
+}
+
+/** What the supervised phase leaves in `sft_result.json`, so a resumed demo skips a finished phase. */
+interface SftOutcome {
+  steps: number;
+  firstLoss: number | null;
+  lastLoss: number | null;
+  accuracyBefore: number;
+  accuracyAfter: number;
   checkpoint: string;
   trainSeconds: number;
   interrupted: boolean;
 }
+
+const SFT_RESULT = "sft_result.json";
+/** The RL phase's run directory, inside the demo's. */
+export const DEMO_RL_DIR = "rl";
 
 export interface DemoOptions {
   /** Run directory. */
@@ -64,9 +98,6 @@ interface TrainerState {
   accuracyBefore: number;
   firstLoss: number | null;
 }
-
-const TRAINER_STATE = "trainer_state.json";
-const OPTIMIZER_FILE = "optimizer.safetensors";
 
 /** The demo's tokenizer: bytes plus an end-of-text token, so any character round-trips. */
 export function demoTokenizer(): ByteTokenizer {
@@ -168,82 +199,151 @@ function sampleRecords(
   }));
 }
 
-async function saveDemoCheckpoint(
-  paths: RunPaths,
-  step: number,
-  model: Qwen3Model,
-  tokenizer: Tokenizer,
-  optimizer: AdamW,
-  state: TrainerState,
-): Promise<string> {
-  return saveRunCheckpoint(paths, step, async (dir) => {
-    await saveCheckpoint(dir, model, tokenizer);
-    const opt = optimizer.state();
-    const tensors = new Map<string, TensorToWrite>();
-    for (const [name, m] of opt.m) tensors.set(`m.${name}`, { data: m, shape: [m.length] });
-    for (const [name, v] of opt.v) tensors.set(`v.${name}`, { data: v, shape: [v.length] });
-    await writeSafetensors(join(dir, OPTIMIZER_FILE), tensors, { metadata: { step: String(opt.step) } });
-    writeFileSync(join(dir, TRAINER_STATE), `${JSON.stringify(state, null, 2)}\n`);
-  });
-}
-
-async function loadOptimizerState(dir: string, optimizer: AdamW, step: number): Promise<void> {
-  const tensors = await readSafetensors(join(dir, OPTIMIZER_FILE));
-  const state: AdamWState = { step, m: new Map(), v: new Map() };
-  for (const [key, t] of tensors) {
-    const [kind, ...rest] = key.split(".");
-    (kind === "m" ? state.m : state.v).set(rest.join("."), t.data);
-  }
-  optimizer.loadState(state);
-}
-
 function fmt(x: number | null, digits = 4): string {
   return x === null || !Number.isFinite(x) ? "n/a" : x.toFixed(digits);
 }
 
 /**
- * `klear demo` as a library call: trains a tiny Qwen3 from scratch on the synthetic arithmetic task,
- * measures greedy held-out accuracy before and after, checkpoints resumably into the run directory,
- * reloads the final checkpoint from disk and samples from it.
+ * `klear demo` as a library call: the Klear recipe in miniature. Phase 1 trains a tiny Qwen3 from
+ * scratch by supervised fine-tuning on (noisy) teacher solutions of the synthetic arithmetic task;
+ * phase 2 runs GPPO RL from that checkpoint in `<out>/rl`. Greedy held-out accuracy is measured before
+ * training, after SFT and after RL, each on the checkpoint reloaded from disk; both phases checkpoint
+ * resumably, and `resume` continues whichever phase was interrupted. Ends by sampling from the final
+ * checkpoint.
  */
 export async function runDemo(configIn: DemoConfig, opts: DemoOptions): Promise<DemoResult> {
   const log = opts.log ?? ((line: string) => console.log(line));
-  let paths: RunPaths;
-  let config: DemoConfig;
-  let resumeFrom: { step: number; path: string } | null = null;
-  if (opts.resume) {
-    const opened = openRun(opts.out);
-    paths = opened.paths;
-    config = parseDemoConfig(opened.config, paths.config);
-    resumeFrom = latestCheckpoint(paths.dir);
-    log(
-      resumeFrom
-        ? `resuming ${paths.dir} from step ${resumeFrom.step}`
-        : `resuming ${paths.dir}: no checkpoint yet, starting from step 0`,
-    );
-  } else {
-    config = configIn;
-    paths = createRun(opts.out, config);
-    log(`run directory: ${paths.dir}`);
-  }
+  const { paths, config, resumeFrom } = startTrainingRun({
+    out: opts.out,
+    resume: opts.resume,
+    log,
+    parse: parseDemoConfig,
+    create: () => configIn,
+  });
   const db = RunDatabase.open(paths.database);
   try {
-    return await train(config, paths, db, resumeFrom, { ...opts, log });
+    const split = arithmeticSplit(config.seed, config.task.testSize, config.task);
+    const sftResultPath = join(paths.dir, SFT_RESULT);
+    let sft: SftOutcome;
+    if (opts.resume && existsSync(sftResultPath)) {
+      sft = JSON.parse(readFileSync(sftResultPath, "utf8")) as SftOutcome;
+      log(`phase 1 (SFT) finished earlier: held-out accuracy ${fmt(sft.accuracyAfter)} at ${sft.checkpoint}`);
+    } else {
+      sft = await trainSft(config, paths, db, split, resumeFrom, { ...opts, log });
+      if (sft.interrupted) return interruptedResult(paths, sft, log);
+      atomicWriteJsonSync(sftResultPath, sft);
+    }
+
+    let rl: RlResult | null = null;
+    if (demoRunsRl(config)) {
+      const rlDir = join(paths.dir, DEMO_RL_DIR);
+      log(`phase 2: GPPO RL for ${config.rl.steps} steps from ${sft.checkpoint} (run directory ${rlDir})`);
+      rl = await runRl({
+        config: demoRlConfig(config, sft.checkpoint),
+        out: rlDir,
+        // Resume RL exactly when an earlier demo process got as far as creating its run directory.
+        resume: opts.resume && existsSync(join(rlDir, "config.json")),
+        // The demo, not `klear rl`, is what the user resumes.
+        log: (line) => {
+          if (!line.startsWith("continue with: klear rl")) log(line);
+        },
+        quiet: opts.quiet,
+        shouldStop: opts.shouldStop,
+      });
+      if (rl.interrupted) return interruptedResult(paths, { ...sft, interrupted: true }, log);
+    }
+    return await finish(config, paths, db, split.test, sft, rl, log);
   } finally {
     db.close();
   }
 }
 
-async function train(
+function interruptedResult(paths: RunPaths, sft: SftOutcome, log: (line: string) => void): DemoResult {
+  log(`continue with: klear demo --out ${paths.dir} --resume`);
+  return {
+    runDir: paths.dir,
+    steps: sft.steps,
+    firstLoss: sft.firstLoss,
+    lastLoss: sft.lastLoss,
+    accuracyBefore: sft.accuracyBefore,
+    accuracyAfterSft: sft.accuracyAfter,
+    accuracyAfter: Number.NaN,
+    ratio: Number.NaN,
+    checkpoint: sft.checkpoint,
+    trainSeconds: sft.trainSeconds,
+    rl: null,
+    interrupted: true,
+  };
+}
+
+/** Samples from the final checkpoint, the summary, and result.json. */
+async function finish(
   config: DemoConfig,
   paths: RunPaths,
   db: RunDatabase,
+  test: readonly ArithmeticProblem[],
+  sft: SftOutcome,
+  rl: RlResult | null,
+  log: (line: string) => void,
+): Promise<DemoResult> {
+  const n = test.length;
+  const checkpoint = rl ? rl.checkpoint : sft.checkpoint;
+  const accuracyAfter = rl ? rl.accuracyAfter : sft.accuracyAfter;
+  const shown = test.slice(0, config.eval.showSamples);
+  if (shown.length > 0) {
+    const { model, tokenizer } = await loadModel(checkpoint);
+    const samples = evaluateArithmetic(model, tokenizer, shown, {
+      maxNewTokens: config.eval.maxNewTokens,
+      temperature: config.eval.showTemperature,
+      seed: config.seed,
+    });
+    db.addSamples(sampleRecords(sft.steps + (rl?.steps ?? 0), "sample", samples.records));
+    log(`samples from ${checkpoint} (temperature ${config.eval.showTemperature}):`);
+    for (const r of samples.records) {
+      log(`  ${r.correct ? "✓" : "✗"} ${r.problem.prompt}  →  ${JSON.stringify(r.text)}`);
+    }
+  }
+  log(
+    `held-out accuracy: before training ${fmt(sft.accuracyBefore)} → after SFT ${fmt(sft.accuracyAfter)}` +
+      (rl ? ` → after RL ${fmt(rl.accuracyAfter)}` : "") +
+      ` (${n} problems, greedy)`,
+  );
+  const result: DemoResult = {
+    runDir: paths.dir,
+    steps: sft.steps,
+    firstLoss: sft.firstLoss,
+    lastLoss: sft.lastLoss,
+    accuracyBefore: sft.accuracyBefore,
+    accuracyAfterSft: sft.accuracyAfter,
+    accuracyAfter,
+    ratio: (accuracyAfter + 1 / n) / (sft.accuracyBefore + 1 / n),
+    checkpoint,
+    trainSeconds: sft.trainSeconds,
+    rl: rl && {
+      runDir: rl.runDir,
+      steps: rl.steps,
+      accuracyAfter: rl.accuracyAfter,
+      ratio: (rl.accuracyAfter + 1 / n) / (sft.accuracyAfter + 1 / n),
+      checkpoint: rl.checkpoint,
+      trainSeconds: rl.trainSeconds,
+    },
+    interrupted: false,
+  };
+  atomicWriteJsonSync(join(paths.dir, "result.json"), result);
+  return result;
+}
+
+/** Phase 1: supervised training on teacher solutions, then the held-out evaluation of its checkpoint. */
+async function trainSft(
+  config: DemoConfig,
+  paths: RunPaths,
+  db: RunDatabase,
+  split: ReturnType<typeof arithmeticSplit>,
   resumeFrom: { step: number; path: string } | null,
   opts: DemoOptions & { log: (line: string) => void },
-): Promise<DemoResult> {
+): Promise<SftOutcome> {
   const { log } = opts;
   const tokenizer = demoTokenizer();
-  const split = arithmeticSplit(config.seed, config.task.testSize, config.task);
   const modelConfig = tinyQwen3Config({
     // Exactly the tokenizer's ids: a larger head could sample ids the tokenizer cannot decode.
     vocabSize: tokenizer.vocabSize,
@@ -263,15 +363,7 @@ async function train(
   if (resumeFrom) {
     model = (await loadModel(resumeFrom.path)).model;
     log(describeModel(model, config));
-    const statePath = join(resumeFrom.path, TRAINER_STATE);
-    if (!existsSync(statePath)) {
-      throw new KlearError(
-        "CHECKPOINT_INCOMPLETE",
-        `${resumeFrom.path} has no ${TRAINER_STATE}, so the demo cannot resume from it`,
-        `delete that checkpoint folder to resume from the one before, or start a new run`,
-      );
-    }
-    state = JSON.parse(readFileSync(statePath, "utf8")) as TrainerState;
+    state = readTrainerState<TrainerState>(resumeFrom.path, "the demo");
     truncateMetricsAfter(paths, state.step);
     db.deleteAfterStep(state.step);
   } else {
@@ -296,7 +388,7 @@ async function train(
     // Norm gains and biases stay undecayed, as in most LM recipes.
     decay: (_name, p) => p.shape.length >= 2,
   });
-  if (resumeFrom) await loadOptimizerState(resumeFrom.path, optimizer, state.step);
+  if (resumeFrom) await loadTrainerOptimizerState(resumeFrom.path, optimizer, state.step);
   // The training stream is a pure function of the seed: skip what the resumed steps consumed.
   for (let i = 0; i < state.step * config.train.batchSize; i++) split.train();
 
@@ -307,14 +399,15 @@ async function train(
     minLrRatio: config.train.minLrRatio,
   };
   const total = config.train.steps;
-  const progress = createProgress("demo train", total, { unit: "steps", silent: opts.quiet });
+  const progress = createProgress("demo sft", total, { unit: "steps", silent: opts.quiet });
   progress.update(state.step);
   const t0 = Date.now();
   let lastLoss: number | null = null;
   let interrupted = false;
   let lastSaved = resumeFrom?.step ?? -1;
   while (state.step < total) {
-    // Training is synchronous compute: yield once per step so a Ctrl-C handler gets to run.
+    // Training is synchronous compute: yield to the event loop (not just microtasks) once per step so a
+    // Ctrl-C handler gets to run.
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (opts.shouldStop?.()) {
       interrupted = true;
@@ -343,7 +436,7 @@ async function train(
     appendMetrics(paths, { step: state.step, loss, lr, gradNorm, lossTokens: batch.lossTokens });
     progress.tick(1, { loss: loss.toFixed(3) });
     if (state.step % config.train.checkpointEvery === 0 || state.step === total) {
-      await saveDemoCheckpoint(paths, state.step, model, tokenizer, optimizer, state);
+      await saveTrainerCheckpoint(paths, state.step, model, tokenizer, optimizer, state);
       lastSaved = state.step;
     }
   }
@@ -351,26 +444,22 @@ async function train(
   const trainSeconds = (Date.now() - t0) / 1000;
 
   if (lastSaved !== state.step)
-    await saveDemoCheckpoint(paths, state.step, model, tokenizer, optimizer, state);
+    await saveTrainerCheckpoint(paths, state.step, model, tokenizer, optimizer, state);
   const checkpoint = latestCheckpoint(paths.dir)!.path;
   if (lastLoss === null) lastLoss = lastLoggedLoss(paths);
-  const n = split.test.length;
-
+  const outcome: SftOutcome = {
+    steps: state.step,
+    firstLoss: state.firstLoss,
+    lastLoss,
+    accuracyBefore: state.accuracyBefore,
+    accuracyAfter: Number.NaN,
+    checkpoint,
+    trainSeconds,
+    interrupted,
+  };
   if (interrupted) {
     log(`interrupted at step ${state.step}/${total}; checkpoint saved to ${checkpoint}`);
-    log(`continue with: klear demo --out ${paths.dir} --resume`);
-    return {
-      runDir: paths.dir,
-      steps: state.step,
-      firstLoss: state.firstLoss,
-      lastLoss,
-      accuracyBefore: state.accuracyBefore,
-      accuracyAfter: Number.NaN,
-      ratio: Number.NaN,
-      checkpoint,
-      trainSeconds,
-      interrupted,
-    };
+    return outcome;
   }
 
   log(
@@ -381,37 +470,8 @@ async function train(
   const after = evaluateArithmetic(reloaded, savedTokenizer, split.test, evalOpts);
   db.addSamples(sampleRecords(state.step, "eval", after.records));
   appendMetrics(paths, { step: state.step, phase: "eval-after", heldOutAccuracy: after.accuracy });
-  log(`held-out accuracy after training: ${fmt(after.accuracy)} (before: ${fmt(state.accuracyBefore)})`);
-
-  const shown = split.test.slice(0, config.eval.showSamples);
-  if (shown.length > 0) {
-    const samples = evaluateArithmetic(reloaded, savedTokenizer, shown, {
-      ...evalOpts,
-      temperature: config.eval.showTemperature,
-      seed: config.seed,
-    });
-    db.addSamples(sampleRecords(state.step, "sample", samples.records));
-    log(`samples from ${checkpoint} (temperature ${config.eval.showTemperature}):`);
-    for (const r of samples.records) {
-      log(`  ${r.correct ? "✓" : "✗"} ${r.problem.prompt}  →  ${JSON.stringify(r.text)}`);
-    }
-  }
-
-  const ratio = (after.accuracy + 1 / n) / (state.accuracyBefore + 1 / n);
-  const result: DemoResult = {
-    runDir: paths.dir,
-    steps: state.step,
-    firstLoss: state.firstLoss,
-    lastLoss,
-    accuracyBefore: state.accuracyBefore,
-    accuracyAfter: after.accuracy,
-    ratio,
-    checkpoint,
-    trainSeconds,
-    interrupted,
-  };
-  atomicWriteJsonSync(join(paths.dir, "result.json"), result);
-  return result;
+  log(`held-out accuracy after SFT: ${fmt(after.accuracy)} (before: ${fmt(state.accuracyBefore)})`);
+  return { ...outcome, accuracyAfter: after.accuracy };
 }
 
 function describeModel(model: Qwen3Model, config: DemoConfig): string {
@@ -420,7 +480,7 @@ function describeModel(model: Qwen3Model, config: DemoConfig): string {
   return (
     `model: Qwen3, ${layers}, d_model ${c.hiddenSize}, ${c.numAttentionHeads}/${c.numKeyValueHeads} q/kv heads, ` +
     `${(model.parameterCount() / 1e6).toFixed(2)}M parameters, vocab ${c.vocabSize}; ` +
-    `training ${config.train.steps} steps × ${config.train.batchSize} problems`
+    `phase 1 (SFT): ${config.train.steps} steps × ${config.train.batchSize} problems, teacher noise ${config.task.teacherNoise}`
   );
 }
 
@@ -429,7 +489,13 @@ function lastLoggedLoss(paths: RunPaths): number | null {
   return losses.length ? (losses[losses.length - 1].loss as number) : null;
 }
 
-/** The one summary line benchmarks and CI grep for. */
+/** The RESULT line of the RL phase (after RL vs after SFT), or null when RL did not run. */
+export function demoRlResultLine(r: DemoResult): string | null {
+  if (!r.rl) return null;
+  return `RESULT demo-rl klear=${fmt(r.rl.accuracyAfter)} peer=${fmt(r.accuracyAfterSft)} unit=accuracy ratio=${fmt(r.rl.ratio, 3)}`;
+}
+
+/** The one summary line benchmarks and CI grep for: final held-out accuracy vs before training. */
 export function demoResultLine(r: DemoResult): string {
   return `RESULT demo klear=${fmt(r.accuracyAfter)} peer=${fmt(r.accuracyBefore)} unit=accuracy ratio=${fmt(r.ratio, 3)}`;
 }

@@ -46,6 +46,8 @@ describe("klear rl (end to end)", () => {
       "--task.testSize=50",
       "--model.tieWordEmbeddings=false",
       "--eval.showSamples=0",
+      // The supervised phase only: this file's RL runs start from its checkpoint.
+      "--rl.steps=0",
     ]);
     assert.equal(r.code, 0, r.stderr);
     init = join(sft, "checkpoints", "step-300");

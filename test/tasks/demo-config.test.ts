@@ -3,7 +3,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { DemoConfigSchema, describeDemoConfig, resolveDemoConfig } from "../../src/tasks/demo-config.js";
+import {
+  DemoConfigSchema,
+  demoRlConfig,
+  demoRunsRl,
+  describeDemoConfig,
+  resolveDemoConfig,
+} from "../../src/tasks/demo-config.js";
 import { ConfigError } from "../../src/util/errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "klear-democfg-"));
@@ -16,7 +22,10 @@ describe("demo config", () => {
     for (const line of help.split("\n").filter((l) => l.includes("--"))) {
       assert.match(line, /--[\w.]+=\S+\s+\S/, `undocumented: ${line}`);
     }
-    assert.match(help, /--train\.steps=450/);
+    assert.match(help, /--train\.steps=300/);
+    assert.match(help, /--task\.teacherNoise=0\.5/);
+    assert.match(help, /--rl\.steps=30/);
+    assert.match(help, /--rl\.loss\.name="gppo"/);
   });
 
   it("layers preset → file → overrides", () => {
@@ -41,5 +50,33 @@ describe("demo config", () => {
       (e: ConfigError) => e.message.includes(file),
     );
     assert.throws(() => resolveDemoConfig({ configFile: join(dir, "missing.json") }), ConfigError);
+    assert.throws(
+      () => resolveDemoConfig({ configFile: join(dir, "missing.json") }),
+      /cannot read demo config/,
+    );
+    assert.throws(() => resolveDemoConfig({ overrides: { "rl.loss.nam": "cispo" } }), /rl\.loss\.nam/);
+    // The RL phase's own cross-field rules apply up front.
+    assert.throws(
+      () => resolveDemoConfig({ overrides: { "rl.rollout.trainBatchPrompts": "64" } }),
+      /trainBatchPrompts/,
+    );
+  });
+
+  it("the rl section passes through to the RL phase's config, with task and eval from the demo", () => {
+    const c = resolveDemoConfig({
+      preset: "smoke",
+      overrides: { "rl.loss.name": "cispo", "rl.steps": "5", "task.testSize": "12", seed: "3" },
+    });
+    const rl = demoRlConfig(c, "/ckpt");
+    assert.equal(rl.loss.name, "cispo");
+    assert.equal(rl.steps, 5);
+    assert.equal(rl.seed, 3);
+    assert.equal(rl.init, "/ckpt");
+    assert.equal(rl.task.kind, "arithmetic");
+    assert.equal(rl.task.testSize, 12);
+    assert.equal(rl.eval.maxNewTokens, c.eval.maxNewTokens);
+    assert.equal(rl.eval.temperature, 0);
+    assert.equal(demoRunsRl(c), true);
+    assert.equal(demoRunsRl({ ...c, rl: { ...c.rl, steps: 0 } }), false);
   });
 });

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { arithmeticProblem } from "../../src/tasks/arithmetic.js";
-import { demoBatch, demoResultLine, demoTokenizer, runDemo } from "../../src/tasks/demo.js";
+import { demoBatch, demoResultLine, demoRlResultLine, demoTokenizer, runDemo } from "../../src/tasks/demo.js";
 import { resolveDemoConfig } from "../../src/tasks/demo-config.js";
 
 const root = mkdtempSync(join(tmpdir(), "klear-demo-unit-"));
@@ -51,6 +51,61 @@ describe("demo pieces", () => {
       /^RESULT demo klear=\d\.\d{4} peer=\d\.\d{4} unit=accuracy ratio=\d+\.\d{3}$/,
     );
     assert.ok(lines.some((l) => l.startsWith("held-out accuracy before training")));
+    assert.ok(r.rl, "the smoke preset runs the RL phase");
+    assert.equal(r.rl.steps, 2);
+    assert.equal(r.accuracyAfter, r.rl.accuracyAfter);
+    assert.equal(r.rl.ratio, (r.rl.accuracyAfter + 1 / 8) / (r.accuracyAfterSft + 1 / 8));
+    assert.match(
+      demoRlResultLine(r) ?? "",
+      /^RESULT demo-rl klear=\d\.\d{4} peer=\d\.\d{4} unit=accuracy ratio=\d+\.\d{3}$/,
+    );
+  });
+
+  it("a run stopped inside the RL phase resumes there, to the weights of an uninterrupted run", async () => {
+    const config = resolveDemoConfig({ preset: "smoke", overrides: { "eval.showSamples": "0" } });
+    const ref = await runDemo(config, { out: join(root, "rl-ref"), quiet: true, log: () => {} });
+    const out = join(root, "rl-stopped");
+    // shouldStop is asked once per step: 6 SFT steps, then RL step 1 runs and RL step 2 is refused.
+    let asked = 0;
+    const lines: string[] = [];
+    const stopped = await runDemo(config, {
+      out,
+      quiet: true,
+      log: (l) => lines.push(l),
+      shouldStop: () => ++asked > 7,
+    });
+    assert.ok(stopped.interrupted);
+    assert.ok(lines.includes(`continue with: klear demo --out ${out} --resume`), lines.join("\n"));
+    assert.ok(!lines.some((l) => l.includes("klear rl --out")), "points the user at klear rl");
+    const resumedLines: string[] = [];
+    const r = await runDemo(config, { out, resume: true, quiet: true, log: (l) => resumedLines.push(l) });
+    assert.ok(resumedLines.some((l) => l.startsWith("phase 1 (SFT) finished earlier")));
+    assert.ok(
+      resumedLines.some((l) => /resuming .*rl from step 1/.test(l)),
+      resumedLines.join("\n"),
+    );
+    assert.equal(r.accuracyAfter, ref.accuracyAfter);
+    const weights = (run: string) =>
+      readFileSync(join(run, "rl", "checkpoints", "step-2", "model.safetensors"));
+    assert.ok(weights(out).equals(weights(ref.runDir)), "resumed RL weights differ");
+  });
+
+  it("--rl.steps=0 and rl.enabled=false skip the RL phase", async () => {
+    const variants: Record<string, string>[] = [{ "rl.steps": "0" }, { "rl.enabled": "false" }];
+    for (const overrides of variants) {
+      const config = resolveDemoConfig({
+        preset: "smoke",
+        overrides: { ...overrides, "eval.showSamples": "0" },
+      });
+      const r = await runDemo(config, {
+        out: join(root, `no-rl-${Object.keys(overrides)[0]}`),
+        quiet: true,
+        log: () => {},
+      });
+      assert.equal(r.rl, null);
+      assert.equal(r.accuracyAfter, r.accuracyAfterSft);
+      assert.equal(demoRlResultLine(r), null);
+    }
   });
 
   it("a run killed before its first checkpoint resumes from scratch without stale metrics", async () => {
@@ -68,5 +123,6 @@ describe("demo pieces", () => {
       .map((l) => JSON.parse(l))
       .map((m) => `${m.step}${m.phase ? `:${m.phase}` : ""}`);
     assert.deepEqual(steps, ["0:eval-before", "1", "2", "3", "4", "5", "6", "6:eval-after"]);
+    assert.ok(r.rl, "the RL phase ran after the resumed SFT");
   });
 });

@@ -1,103 +1,63 @@
-import { join } from "node:path";
-import { parseArgs } from "node:util";
-import { demoResultLine, runDemo } from "../../tasks/demo.js";
+import { demoResultLine, demoRlResultLine, runDemo } from "../../tasks/demo.js";
 import { DEMO_PRESET_NAMES, describeDemoConfig, resolveDemoConfig } from "../../tasks/demo-config.js";
-import { ConfigError } from "../../util/errors.js";
-import { splitOverrides } from "../../util/overrides.js";
+import { defaultRunDir, parseRunCommandArgs, withGracefulStop } from "../../util/config.js";
 
-export const summary = "train a tiny Qwen3 from scratch on a synthetic arithmetic task (CPU, ~1 min)";
+export const summary =
+  "the recipe in miniature: SFT a tiny Qwen3 from scratch on synthetic arithmetic, then GPPO RL (CPU, ~2–3 min)";
 
 const USAGE = `usage: klear demo [--preset NAME] [--config FILE.json] [--a.b=VALUE ...] [--out DIR] [--resume] [--quiet]
 
-Trains a tiny Qwen3 from scratch on a synthetic arithmetic task (add a few one-digit numbers with a
-running-sum chain of thought and a \\boxed{} answer), shows the loss falling, measures greedy accuracy on
-held-out problems before and after, saves the checkpoint into the run directory, reloads it and samples.
+The Klear recipe in miniature, on a synthetic arithmetic task (add a few one-digit numbers with a
+running-sum chain of thought and a \\boxed{} answer):
+  phase 1  supervised fine-tuning of a tiny Qwen3 from scratch on teacher solutions, half of which have a
+           wrong step (task.teacherNoise); checkpoints in DIR/checkpoints
+  phase 2  GPPO RL from the SFT checkpoint with the verifier's ±1 reward (the rl.* fields, \`klear rl\`'s
+           tiny-cpu defaults); a run directory of its own in DIR/rl.  --rl.steps=0 skips it.
+Greedy held-out accuracy is measured before training, after SFT and after RL, each on the checkpoint
+reloaded from disk; the demo ends by sampling from the final checkpoint. --resume continues whichever
+phase was interrupted.
 
 options:
   --preset NAME       starting config: ${DEMO_PRESET_NAMES.join(", ")} (default tiny-cpu)
   --config FILE.json  fields to change, layered over the preset
-  --a.b=VALUE         change one field (e.g. --train.steps=100), layered last
+  --a.b=VALUE         change one field (e.g. --train.steps=100, --rl.steps=0, --seed=3), layered last
   --out DIR           run directory (default runs/demo-<UTC timestamp>)
   --resume            continue the run in --out from its last checkpoint, with its saved config
   --quiet             no progress bar
 
-The last line is
-  RESULT demo klear=<held-out accuracy after> peer=<accuracy before training> unit=accuracy ratio=<r>
+The last lines are
+  RESULT demo-rl klear=<accuracy after RL> peer=<after SFT> unit=accuracy ratio=<r>     (when RL ran)
+  RESULT demo klear=<final held-out accuracy> peer=<accuracy before training> unit=accuracy ratio=<r>
 with r = (after + 1/N) / (before + 1/N) over N held-out problems (> 1 means training helped; the 1/N
 keeps it finite when the untrained model scores 0).
 
 config fields (default = tiny-cpu):
 `;
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
-}
-
 export async function run(argv: string[]): Promise<number> {
-  const { overrides, rest } = splitOverrides(argv);
-  let values: {
-    preset?: string;
-    config?: string;
-    out?: string;
-    resume?: boolean;
-    quiet?: boolean;
-    help?: boolean;
-  };
-  try {
-    ({ values } = parseArgs({
-      args: rest,
-      options: {
-        preset: { type: "string" },
-        config: { type: "string" },
-        out: { type: "string" },
-        resume: { type: "boolean" },
-        quiet: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new ConfigError(`klear demo: ${(e as Error).message}`, "see `klear demo --help`");
-  }
-  if (values.help) {
-    console.log(USAGE + describeDemoConfig());
-    return 0;
-  }
-  if (values.resume && !values.out) {
-    throw new ConfigError(
-      "klear demo --resume needs --out DIR",
-      "pass the run directory to resume: --out runs/demo-…",
-    );
-  }
-  if (values.resume && (values.preset || values.config || Object.keys(overrides).length > 0)) {
-    throw new ConfigError(
-      "klear demo --resume continues with the run's saved config; --preset, --config and overrides would be ignored",
-      "drop them, or start a new run in another --out directory",
-    );
-  }
-  const config = resolveDemoConfig({ preset: values.preset, configFile: values.config, overrides });
-  const out = values.out ?? join("runs", `demo-${timestamp()}`);
-
-  // Ctrl-C stops at the next step boundary with a checkpoint saved; a second one exits at once.
-  let stop = false;
-  const onSigint = () => {
-    if (stop) process.exit(130);
-    stop = true;
-    process.stderr.write("\nklear demo: stopping after this step (Ctrl-C again to quit now)\n");
-  };
-  process.on("SIGINT", onSigint);
-  try {
+  const args = parseRunCommandArgs("demo", argv, {
+    help: () => USAGE + describeDemoConfig(),
+    topLevelFields: ["seed"],
+  });
+  if (!args) return 0;
+  const { values, overrides } = args;
+  const config = resolveDemoConfig({
+    preset: values.preset as string | undefined,
+    configFile: values.config as string | undefined,
+    overrides,
+  });
+  const out = (values.out as string | undefined) ?? defaultRunDir("demo");
+  return withGracefulStop("demo", async (shouldStop) => {
     const result = await runDemo(config, {
       out,
-      resume: values.resume,
-      quiet: values.quiet,
-      shouldStop: () => stop,
+      resume: values.resume === true,
+      quiet: values.quiet === true,
+      shouldStop,
     });
     if (result.interrupted) return 130;
+    const rlLine = demoRlResultLine(result);
+    if (rlLine) console.log(rlLine);
     console.log(demoResultLine(result));
     return 0;
-  } finally {
-    process.off("SIGINT", onSigint);
-  }
+  });
 }

@@ -1,9 +1,6 @@
-import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { rlResultLine, runRl } from "../../rl/trainer.js";
 import { describeRlConfig, RL_PRESET_NAMES, resolveRlConfig } from "../../rl/trainer-config.js";
-import { ConfigError } from "../../util/errors.js";
-import { splitOverrides } from "../../util/overrides.js";
+import { defaultRunDir, parseRunCommandArgs, withGracefulStop } from "../../util/config.js";
 
 export const summary = "GPPO reinforcement learning from a checkpoint (arithmetic on CPU, or math rows)";
 
@@ -17,7 +14,7 @@ the policy loss (GPPO by default) plus the positive-sample SFT term. Metrics go 
 rollouts to DIR/samples.sqlite, resumable checkpoints to DIR/checkpoints/step-N.
 
 options:
-  --init DIR          checkpoint the policy starts from (e.g. runs/demo-…/checkpoints/step-300)
+  --init DIR          checkpoint the policy starts from (e.g. runs/demo-…/checkpoints/step-300, the demo's SFT phase)
   --preset NAME       starting config: ${RL_PRESET_NAMES.join(", ")} (default tiny-cpu)
   --config FILE.json  fields to change, layered over the preset
   --a.b=VALUE         change one field (e.g. --loss.name=cispo, --steps=20), layered last
@@ -32,89 +29,33 @@ with r = (after + 1/N) / (before + 1/N) over N held-out prompts (> 1 means RL he
 config fields (default = tiny-cpu):
 `;
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
-}
-
 export async function run(argv: string[]): Promise<number> {
-  const split = splitOverrides(argv);
-  const { overrides } = split;
-  // Top-level scalar fields (--steps=N, --seed=N, --checkpointEvery=N) are overrides too, though undotted.
-  const rest: string[] = [];
-  for (const a of split.rest) {
-    const m = /^--(steps|seed|checkpointEvery)=(.*)$/s.exec(a);
-    if (m) overrides[m[1]] = m[2];
-    else rest.push(a);
-  }
-  let values: {
-    init?: string;
-    preset?: string;
-    config?: string;
-    out?: string;
-    resume?: boolean;
-    quiet?: boolean;
-    help?: boolean;
-  };
-  try {
-    ({ values } = parseArgs({
-      args: rest,
-      options: {
-        init: { type: "string" },
-        preset: { type: "string" },
-        config: { type: "string" },
-        out: { type: "string" },
-        resume: { type: "boolean" },
-        quiet: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new ConfigError(`klear rl: ${(e as Error).message}`, "see `klear rl --help`");
-  }
-  if (values.help) {
-    console.log(USAGE + describeRlConfig());
-    return 0;
-  }
-  if (values.resume) {
-    if (!values.out) {
-      throw new ConfigError(
-        "klear rl --resume needs --out DIR",
-        "pass the run directory to resume: --out runs/rl-…",
-      );
-    }
-    if (values.init || values.preset || values.config || Object.keys(overrides).length > 0) {
-      throw new ConfigError(
-        "klear rl --resume continues with the run's saved config; --init, --preset, --config and overrides would be ignored",
-        "drop them, or start a new run in another --out directory",
-      );
-    }
-  }
-  const config = resolveRlConfig({ preset: values.preset, configFile: values.config, overrides });
-  const out = values.out ?? join("runs", `rl-${timestamp()}`);
-
-  // Ctrl-C stops at the next step boundary with a checkpoint saved; a second one exits at once.
-  let stop = false;
-  const onSigint = () => {
-    if (stop) process.exit(130);
-    stop = true;
-    process.stderr.write("\nklear rl: stopping after this step (Ctrl-C again to quit now)\n");
-  };
-  process.on("SIGINT", onSigint);
-  try {
+  const args = parseRunCommandArgs("rl", argv, {
+    help: () => USAGE + describeRlConfig(),
+    extraStringFlags: ["init"],
+    configFlags: ["init"],
+    // Top-level scalar fields are overrides too, though undotted: --steps=N, --seed=N, --checkpointEvery=N.
+    topLevelFields: ["steps", "seed", "checkpointEvery"],
+  });
+  if (!args) return 0;
+  const { values, overrides } = args;
+  const config = resolveRlConfig({
+    preset: values.preset as string | undefined,
+    configFile: values.config as string | undefined,
+    overrides,
+  });
+  const out = (values.out as string | undefined) ?? defaultRunDir("rl");
+  return withGracefulStop("rl", async (shouldStop) => {
     const result = await runRl({
       config,
       out,
-      init: values.init,
-      resume: values.resume,
-      quiet: values.quiet,
-      shouldStop: () => stop,
+      init: values.init as string | undefined,
+      resume: values.resume === true,
+      quiet: values.quiet === true,
+      shouldStop,
     });
     if (result.interrupted) return 130;
     console.log(rlResultLine(result));
     return 0;
-  } finally {
-    process.off("SIGINT", onSigint);
-  }
+  });
 }

@@ -1,0 +1,244 @@
+/**
+ * The config machinery shared by the run commands (`klear demo`, `klear rl`): a zod schema whose every
+ * field has a default and a description, named presets, and the layering preset → JSON file → `--a.b=c`
+ * overrides, plus the command-line plumbing around it (flags, `--help`, `--resume` checks, Ctrl-C).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { z } from "zod";
+import { ConfigError, checkChoice } from "./errors.js";
+import { applyOverrides, splitOverrides } from "./overrides.js";
+
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** `over` layered onto `base`: sections merge key by key, anything else (arrays included) replaces. */
+export function deepMerge(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    out[k] =
+      isPlainObject(v) && isPlainObject(base[k]) ? deepMerge(base[k] as Record<string, unknown>, v) : v;
+  }
+  return out;
+}
+
+/**
+ * Validates a complete or partial config against `schema`, naming the first bad field, where the value
+ * came from (`source`) and the command whose `--help` lists every field (`command`, e.g. "demo").
+ */
+export function parseConfigWith<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  source: string,
+  command: string,
+): z.infer<S> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const field = issue.path.join(".") || "(root)";
+  throw new ConfigError(
+    `${source}: ${command} config field "${field}": ${issue.message}`,
+    `fix "${field}" (every field and its default: \`klear ${command} --help\`)`,
+  );
+}
+
+export interface ConfigLayers {
+  /** A preset name (default: the first preset). */
+  preset?: string;
+  /** A JSON file of fields to change, layered over the preset. */
+  configFile?: string;
+  /** `--a.b=c` overrides, layered last. */
+  overrides?: Record<string, string>;
+}
+
+export interface ConfigSpec<T> {
+  /** The command the config belongs to ("demo", "rl"): names it in errors and points at its `--help`. */
+  command: string;
+  /** Named starting points; the first is the default. */
+  presets: Record<string, unknown>;
+  /** Validates one layer (the schema plus any cross-field rules), naming its source on failure. */
+  parse: (value: unknown, source: string) => T;
+  /** A section name shown in the "write the config as { … }" hint. */
+  exampleSection: string;
+}
+
+/**
+ * preset → config file → `--a.b=c` overrides, each layer validated. An unknown key anywhere is an error
+ * naming it (a typo never passes silently).
+ */
+export function resolveConfig<T>(spec: ConfigSpec<T>, layers: ConfigLayers): T {
+  const names = Object.keys(spec.presets);
+  const presetName = checkChoice(`${spec.command} preset`, layers.preset ?? names[0], names);
+  let merged = spec.parse(spec.presets[presetName], `preset ${presetName}`) as Record<string, unknown>;
+  if (layers.configFile) {
+    let fileValue: unknown;
+    try {
+      fileValue = JSON.parse(readFileSync(layers.configFile, "utf8"));
+    } catch (e) {
+      throw new ConfigError(
+        `cannot read ${spec.command} config ${layers.configFile}: ${(e as Error).message}`,
+        `pass a readable JSON file whose fields are a subset of the ${spec.command} config (\`klear ${spec.command} --help\`)`,
+        { cause: e },
+      );
+    }
+    if (!isPlainObject(fileValue)) {
+      throw new ConfigError(
+        `${layers.configFile}: expected a JSON object`,
+        `write the config as { "${spec.exampleSection}": { … } }`,
+      );
+    }
+    merged = spec.parse(deepMerge(merged, fileValue), layers.configFile) as Record<string, unknown>;
+  }
+  return spec.parse(applyOverrides(merged, layers.overrides ?? {}), "--overrides");
+}
+
+/** The schema inside `.default()` / `.prefault()` wrappers. */
+function unwrapDefaults(s: z.ZodType): z.ZodType {
+  let cur = s as unknown as { def: { type: string; innerType?: unknown } };
+  while ((cur.def.type === "default" || cur.def.type === "prefault") && cur.def.innerType) {
+    cur = cur.def.innerType as typeof cur;
+  }
+  return cur as unknown as z.ZodType;
+}
+
+function objectShape(s: z.ZodType): Record<string, z.ZodType> | undefined {
+  return (unwrapDefaults(s) as unknown as { shape?: Record<string, z.ZodType> }).shape;
+}
+
+/** Every field of an object schema with its default and meaning, one `--a.b=default  what` row each, for `--help`. */
+export function describeConfig(schema: z.ZodType, opts: { flagWidth?: number } = {}): string {
+  const width = opts.flagWidth ?? 40;
+  const lines: string[] = [];
+  const walk = (
+    shape: Record<string, z.ZodType>,
+    defaults: Record<string, unknown>,
+    prefix: string,
+    indent: string,
+  ) => {
+    for (const [key, child] of Object.entries(shape)) {
+      const flag = `${prefix}${key}`;
+      const inner = objectShape(child);
+      if (inner) {
+        lines.push(`${indent}${flag}: ${child.description ?? ""}`);
+        walk(inner, (defaults[key] ?? {}) as Record<string, unknown>, `${flag}.`, indent);
+      } else {
+        lines.push(
+          `${`${indent}--${flag}=${JSON.stringify(defaults[key])}`.padEnd(width)} ${child.description ?? ""}`,
+        );
+      }
+    }
+  };
+  const shape = objectShape(schema);
+  if (!shape) throw new TypeError("describeConfig needs an object schema");
+  walk(shape, schema.parse({}) as Record<string, unknown>, "", "  ");
+  return lines.join("\n");
+}
+
+// ---- the command line of a config-driven run command ----------------------------------------------------
+
+export interface RunCommandArgs {
+  /** The flags parsed by `node:util` parseArgs (help, preset, config, out, resume, quiet and the extras). */
+  values: Record<string, string | boolean | undefined>;
+  /** `--a.b=c` overrides. */
+  overrides: Record<string, string>;
+}
+
+/**
+ * Parses `klear <command>` arguments: `--preset`, `--config`, `--out`, `--resume`, `--quiet`, `--help`,
+ * any `extraStringFlags`, and `--a.b=c` overrides (plus the undotted `topLevelFields`, e.g. `--steps=N`).
+ * Returns null after printing `help()` for `--help`. `--resume` needs `--out` and refuses anything that
+ * would change the run's saved config (the layers and `configFlags`), since it would be ignored.
+ */
+export function parseRunCommandArgs(
+  command: string,
+  argv: string[],
+  opts: {
+    help: () => string;
+    extraStringFlags?: string[];
+    topLevelFields?: string[];
+    /** Extra flags that, like --preset, only shape a new run (refused with --resume). */
+    configFlags?: string[];
+  },
+): RunCommandArgs | null {
+  const split = splitOverrides(argv);
+  const overrides = split.overrides;
+  const rest: string[] = [];
+  const topLevel = new Set(opts.topLevelFields ?? []);
+  for (const a of split.rest) {
+    const m = /^--(\w+)=(.*)$/s.exec(a);
+    if (m && topLevel.has(m[1])) overrides[m[1]] = m[2];
+    else rest.push(a);
+  }
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    preset: { type: "string" },
+    config: { type: "string" },
+    out: { type: "string" },
+    resume: { type: "boolean" },
+    quiet: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  };
+  for (const f of opts.extraStringFlags ?? []) options[f] = { type: "string" };
+  let values: RunCommandArgs["values"];
+  try {
+    ({ values } = parseArgs({ args: rest, options, strict: true, allowPositionals: false }));
+  } catch (e) {
+    throw new ConfigError(`klear ${command}: ${(e as Error).message}`, `see \`klear ${command} --help\``);
+  }
+  if (values.help) {
+    console.log(opts.help());
+    return null;
+  }
+  if (values.resume) {
+    if (!values.out) {
+      throw new ConfigError(
+        `klear ${command} --resume needs --out DIR`,
+        `pass the run directory to resume: --out runs/${command}-…`,
+      );
+    }
+    const shaping = [...(opts.configFlags ?? []), "preset", "config"];
+    if (shaping.some((f) => values[f] !== undefined) || Object.keys(overrides).length > 0) {
+      const named = [...shaping.map((f) => `--${f}`), "overrides"];
+      throw new ConfigError(
+        `klear ${command} --resume continues with the run's saved config; ${named.slice(0, -1).join(", ")} and ${named[named.length - 1]} would be ignored`,
+        "drop them, or start a new run in another --out directory",
+      );
+    }
+  }
+  return { values, overrides };
+}
+
+/** The default run directory of a command: runs/<command>-<UTC timestamp>. */
+export function defaultRunDir(command: string): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
+  return join("runs", `${command}-${stamp}`);
+}
+
+/**
+ * Runs `body` with a Ctrl-C handler: the first SIGINT asks the run to stop at its next step boundary
+ * (with a checkpoint saved; `shouldStop` turns true), a second one exits at once. The run's loop must
+ * yield to the event loop between steps for the handler to run.
+ */
+export async function withGracefulStop<T>(
+  command: string,
+  body: (shouldStop: () => boolean) => Promise<T>,
+): Promise<T> {
+  let stop = false;
+  const onSigint = () => {
+    if (stop) process.exit(130);
+    stop = true;
+    process.stderr.write(`\nklear ${command}: stopping after this step (Ctrl-C again to quit now)\n`);
+  };
+  process.on("SIGINT", onSigint);
+  try {
+    return await body(() => stop);
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}
