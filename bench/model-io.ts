@@ -1,16 +1,25 @@
 /**
- * Checkpoint I/O benchmark: loading a 256 MiB-as-float32 safetensors file (float32 and bfloat16 on disk) into
- * float32, klear against HF's Rust-backed `safetensors` Python package (torch for bf16) in the same run, both
- * from the page cache. Run: node --import tsx bench/model-io.ts
+ * Checkpoint I/O benchmark: loading a 256 MiB-as-float32 safetensors file (float32, bfloat16 and float16 on
+ * disk) into float32, klear against HF's Rust-backed `safetensors` Python package (torch for bf16/f16) in the
+ * same run, both from the page cache. Rounds alternate klear and the peer so that load from other processes
+ * hits both alike; each figure is the median over rounds of per-round medians. Run: node --import tsx bench/model-io.ts
+ * (KLEAR_NATIVE_ADDON=/nonexistent measures the JS fallback.)
  * The peer comes from .cache/oracle-venv when it has torch + safetensors, else a venv this script creates.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readSafetensors, type SafetensorsWriteDtype, writeSafetensors } from "../src/model/safetensors.js";
+import {
+  readSafetensors,
+  type SafetensorsWriteDtype,
+  setSafetensorsNative,
+  writeSafetensors,
+} from "../src/model/safetensors.js";
 
-const RUNS = 5;
+const ROUNDS = 3;
+/** Loads per round on each side; each peer round is one Python process. */
+const RUNS = 3;
 const ELEMENTS = 64 * 1024 * 1024;
 const MIB = (ELEMENTS * 4) / 2 ** 20;
 
@@ -51,25 +60,35 @@ async function main() {
       for (let i = 0; i < per; i++) data[i] = Math.sin(i * 0.001 + k) * 0.05;
       tensors.set(`model.layers.${k}.mlp.up_proj.weight`, { data, shape: [per / 1024, 1024] });
     }
-    for (const dtype of ["float32", "bfloat16"] as SafetensorsWriteDtype[]) {
+    const native = setSafetensorsNative(true);
+    console.log(`klear conversions: ${native ? "native addon" : "JS fallback (addon not built)"}`);
+    for (const dtype of ["float32", "bfloat16", "float16"] as SafetensorsWriteDtype[]) {
       const path = join(dir, `${dtype}.safetensors`);
       await writeSafetensors(path, tensors, { dtype });
       await readSafetensors(path); // warm the page cache for both sides
       const klear: number[] = [];
-      for (let r = 0; r < RUNS; r++) {
-        const t = performance.now();
-        const loaded = await readSafetensors(path);
-        klear.push((performance.now() - t) / 1000);
-        if (loaded.size !== 8) throw new Error("bench: wrong tensor count");
+      const peer: number[] = [];
+      let backend = "";
+      for (let round = 0; round < ROUNDS; round++) {
+        const times: number[] = [];
+        for (let r = 0; r < RUNS; r++) {
+          const t = performance.now();
+          const loaded = await readSafetensors(path);
+          times.push((performance.now() - t) / 1000);
+          if (loaded.size !== 8) throw new Error("bench: wrong tensor count");
+        }
+        klear.push(median(times));
+        const peerOut = execFileSync(python, ["bench/peers/safetensors_peer.py", path, String(RUNS)], {
+          encoding: "utf8",
+        });
+        const result = JSON.parse(peerOut.trim().split("\n").pop()!) as { seconds: number; backend: string };
+        peer.push(result.seconds);
+        backend = result.backend;
       }
-      const peerOut = execFileSync(python, ["bench/peers/safetensors_peer.py", path, String(RUNS)], {
-        encoding: "utf8",
-      });
-      const peer = JSON.parse(peerOut.trim().split("\n").pop()!) as { seconds: number; backend: string };
       const k = MIB / median(klear);
-      const p = MIB / peer.seconds;
+      const p = MIB / median(peer);
       console.log(
-        `${dtype}: klear ${median(klear).toFixed(3)} s, peer (safetensors+${peer.backend}) ${peer.seconds.toFixed(3)} s`,
+        `${dtype}: klear ${median(klear).toFixed(3)} s, peer (safetensors+${backend}) ${median(peer).toFixed(3)} s (median of ${ROUNDS} alternating rounds, each the median of ${RUNS} loads)`,
       );
       console.log(
         `RESULT safetensors-load-${dtype} klear=${k.toFixed(0)} peer=${p.toFixed(0)} unit=MiB_f32/s ratio=${(k / p).toFixed(2)}`,
