@@ -31,6 +31,7 @@ import {
 import { RunDatabase, type SampleRecord } from "../store/samples.js";
 import { sampleArithmeticProblem, verifyArithmetic } from "../tasks/arithmetic.js";
 import { mapConcurrent } from "../util/concurrency.js";
+import { stopRequestedAtStepBoundary } from "../util/config.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 import { readJsonlObjects } from "../util/jsonl.js";
 import { createProgress } from "../util/progress.js";
@@ -701,9 +702,7 @@ async function train(
   let interrupted = false;
   let lastSaved = resumeFrom?.step ?? -1;
   while (state.step < total) {
-    // A step awaits only microtasks, so without this a Ctrl-C handler (a macrotask) would never get to run.
-    await new Promise<void>((res) => setImmediate(res));
-    if (opts.shouldStop?.()) {
+    if (await stopRequestedAtStepBoundary(opts.shouldStop)) {
       interrupted = true;
       break;
     }

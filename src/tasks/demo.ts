@@ -23,6 +23,7 @@ import {
 } from "../store/run.js";
 import { RunDatabase, type SampleRecord } from "../store/samples.js";
 import { atomicWriteJsonSync } from "../util/atomic.js";
+import { stopRequestedAtStepBoundary } from "../util/config.js";
 import { createProgress } from "../util/progress.js";
 import { type ArithmeticProblem, arithmeticSplit, verifyArithmetic } from "./arithmetic.js";
 import { type DemoConfig, demoRlConfig, demoRunsRl, parseDemoConfig } from "./demo-config.js";
@@ -258,8 +259,8 @@ export async function runDemo(configIn: DemoConfig, opts: DemoOptions): Promise<
   }
 }
 
-function interruptedResult(paths: RunPaths, sft: SftOutcome, log: (line: string) => void): DemoResult {
-  log(`continue with: klear demo --out ${paths.dir} --resume`);
+/** The result fields phase 1 decides. */
+function sftFields(paths: RunPaths, sft: SftOutcome) {
   return {
     runDir: paths.dir,
     steps: sft.steps,
@@ -267,6 +268,13 @@ function interruptedResult(paths: RunPaths, sft: SftOutcome, log: (line: string)
     lastLoss: sft.lastLoss,
     accuracyBefore: sft.accuracyBefore,
     accuracyAfterSft: sft.accuracyAfter,
+  };
+}
+
+function interruptedResult(paths: RunPaths, sft: SftOutcome, log: (line: string) => void): DemoResult {
+  log(`continue with: klear demo --out ${paths.dir} --resume`);
+  return {
+    ...sftFields(paths, sft),
     accuracyAfter: Number.NaN,
     ratio: Number.NaN,
     checkpoint: sft.checkpoint,
@@ -309,12 +317,7 @@ async function finish(
       ` (${n} problems, greedy)`,
   );
   const result: DemoResult = {
-    runDir: paths.dir,
-    steps: sft.steps,
-    firstLoss: sft.firstLoss,
-    lastLoss: sft.lastLoss,
-    accuracyBefore: sft.accuracyBefore,
-    accuracyAfterSft: sft.accuracyAfter,
+    ...sftFields(paths, sft),
     accuracyAfter,
     ratio: (accuracyAfter + 1 / n) / (sft.accuracyBefore + 1 / n),
     checkpoint,
@@ -406,10 +409,7 @@ async function trainSft(
   let interrupted = false;
   let lastSaved = resumeFrom?.step ?? -1;
   while (state.step < total) {
-    // Training is synchronous compute: yield to the event loop (not just microtasks) once per step so a
-    // Ctrl-C handler gets to run.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    if (opts.shouldStop?.()) {
+    if (await stopRequestedAtStepBoundary(opts.shouldStop)) {
       interrupted = true;
       break;
     }

@@ -242,3 +242,13 @@ export async function withGracefulStop<T>(
     process.off("SIGINT", onSigint);
   }
 }
+
+/**
+ * The step boundary of a training loop: yields to the event loop (a step of synchronous compute awaits
+ * at most microtasks, so without this a Ctrl-C handler, a macrotask, would never run until the end),
+ * then says whether the run was asked to stop.
+ */
+export async function stopRequestedAtStepBoundary(shouldStop?: () => boolean): Promise<boolean> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  return shouldStop?.() === true;
+}
