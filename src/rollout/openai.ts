@@ -156,12 +156,13 @@ export class OpenAIClient {
     for (const e of this.endpoints) e.agent.destroy();
   }
 
-  private async acquire(): Promise<void> {
+  /** null when a slot was free (no promise to await: the common case costs nothing), else the wait. */
+  private acquire(): Promise<void> | null {
     if (this.active < this.opts.concurrency) {
       this.active++;
-      return;
+      return null;
     }
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
+    return new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 
   private release(): void {
@@ -188,7 +189,8 @@ export class OpenAIClient {
     body: Record<string, unknown>,
     chat: boolean,
   ): Promise<OpenAICompletion> {
-    await this.acquire();
+    const wait = this.acquire();
+    if (wait) await wait;
     this.stats.requests++;
     // A string body lets node:http send the headers and the body in one write.
     const payload = JSON.stringify(body);
