@@ -49,6 +49,8 @@ export interface DefaultScorerOptions {
  * would hold megabytes.
  */
 const MEMO_MAX_KEY_CHARS = 4096;
+/** All remembered keys together (UTF-16, so about 16 MB): the memo is forgotten past it. */
+const MEMO_MAX_TOTAL_CHARS = 8_000_000;
 
 /**
  * The real scorers: rewards/math's verifier (Math-Verify semantics, gold read as \boxed{gold} like
@@ -62,6 +64,7 @@ export function createDefaultScorer(opts: DefaultScorerOptions = {}): EvalScorer
   let pool: MathVerifierPool | null = null;
   // Checks in flight share one promise, so 64 identical answers arriving together cost one check.
   const memo = new Map<string, Promise<MathVerdict>>();
+  let memoChars = 0;
   // Started on the first math answer, so a code-only run never spawns threads.
   const check = (gold: string, response: string) => {
     pool ??= new MathVerifierPool({ workers: Math.max(0, workers), timeoutMs: mathTimeoutMs });
@@ -76,9 +79,13 @@ export function createDefaultScorer(opts: DefaultScorerOptions = {}): EvalScorer
     const known = memo.get(key);
     if (known) return known;
     // Forgetting everything at the cap is crude but O(1), and an eval rarely has that many distinct answers.
-    if (memo.size >= memoLimit) memo.clear();
+    if (memo.size >= memoLimit || memoChars + key.length > MEMO_MAX_TOTAL_CHARS) {
+      memo.clear();
+      memoChars = 0;
+    }
     const verdict = check(gold, response);
     memo.set(key, verdict);
+    memoChars += key.length;
     // A timeout or a crash depends on the machine's load, not the answer: the next sample checks afresh.
     verdict.then(
       (v) => {
@@ -95,6 +102,7 @@ export function createDefaultScorer(opts: DefaultScorerOptions = {}): EvalScorer
       await pool?.close();
       pool = null;
       memo.clear();
+      memoChars = 0;
     },
     async score(problem, response) {
       if (problem.kind === "math") {
