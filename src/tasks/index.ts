@@ -14,12 +14,22 @@ export {
   verifyArithmetic,
 } from "./arithmetic.js";
 export type { DemoOptions, DemoResult } from "./demo.js";
-export { demoBatch, demoResultLine, demoTokenizer, evaluateArithmetic, runDemo } from "./demo.js";
+export {
+  DEMO_RL_DIR,
+  demoBatch,
+  demoResultLine,
+  demoRlResultLine,
+  demoTokenizer,
+  evaluateArithmetic,
+  runDemo,
+} from "./demo.js";
 export type { DemoConfig, DemoPresetName } from "./demo-config.js";
 export {
   DEMO_PRESET_NAMES,
   DEMO_PRESETS,
   DemoConfigSchema,
+  demoRlConfig,
+  demoRunsRl,
   describeDemoConfig,
   parseDemoConfig,
   resolveDemoConfig,
