@@ -19,7 +19,9 @@ struct Pool {
   std::mutex mu;
   std::condition_variable cv;
   std::atomic<uint64_t> generation{0};
-  // (job id << 32) | next unclaimed part: a claim succeeds only for the job the claimer woke up for.
+  // (job id << 32) | (parts << 16) | next unclaimed part. The part count travels in the same atomic word
+  // as the id: a worker still looking at a finished job must never pair that job's claim word with the
+  // next job's (non-atomic) part count, or its CAS could claim a part of the new job twice.
   std::atomic<uint64_t> claim{0};
   std::atomic<int> donePart{0};
   // Held by the thread that owns the current job; a nested call, or a call from a second JS thread
@@ -27,7 +29,6 @@ struct Pool {
   std::atomic<bool> busy{false};
   const std::function<void(int64_t, int64_t)>* job = nullptr;
   int64_t jobN = 0;
-  int jobParts = 0;
   bool stop = false;
   int threads = 1;
 
@@ -36,9 +37,9 @@ struct Pool {
     for (;;) {
       uint64_t c = claim.load(std::memory_order_acquire);
       if ((uint32_t)(c >> 32) != id) return;
-      uint32_t part = (uint32_t)c;
-      int parts = jobParts;
-      if ((int)part >= parts) return;
+      uint32_t parts = (uint32_t)(c >> 16) & 0xffffu;
+      uint32_t part = (uint32_t)c & 0xffffu;
+      if (part >= parts) return;
       if (!claim.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
       int64_t begin = jobN * part / parts;
       int64_t end = jobN * (part + 1) / parts;
@@ -121,6 +122,7 @@ void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int
   // A few parts per thread, so the caller can take over a late worker's share.
   int64_t want = (int64_t)p.threads * 2;
   int parts = (int)(maxParts < want ? maxParts : want);
+  if (parts > 0xffff) parts = 0xffff;
   bool expected = false;
   if (parts <= 1 || p.threads <= 1 || !p.busy.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
     fn(0, n);
@@ -128,10 +130,9 @@ void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int
   }
   p.job = &fn;
   p.jobN = n;
-  p.jobParts = parts;
   p.donePart.store(0, std::memory_order_relaxed);
   uint64_t g = p.generation.load(std::memory_order_relaxed) + 1;
-  p.claim.store((g & 0xffffffffu) << 32, std::memory_order_release);
+  p.claim.store(((g & 0xffffffffu) << 32) | ((uint64_t)parts << 16), std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(p.mu);
     p.generation.store(g, std::memory_order_release);
