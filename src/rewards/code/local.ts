@@ -204,24 +204,38 @@ export class LocalCodeExecutor implements CodeExecutor {
     limitsIn: CodeRunLimits,
     slot: number,
   ): Promise<CodeRunResult> {
-    const limits = resolveLimits(limitsIn);
-    const invalid = checkTests(tests, limits);
-    if (invalid) return invalid;
-    const mode = tests[0].testtype;
-    const fnName = limits.fnName || fnNameFromStarter(limits.starterCode);
+    const prepared = harnessRequest(code, tests, limitsIn);
+    if ("invalid" in prepared) return prepared.invalid;
+    const { limits, request } = prepared;
     const argv = this.commandFor(limits, tests.length, slot);
-    const request = {
-      code,
-      mode,
-      fn_name: fnName ?? "",
-      inputs: tests.map((t) => t.input),
-      timeout_s: limits.timeoutMs / 1000,
-      memory_bytes: limits.memoryMb * 1024 * 1024,
-      output_limit: limits.outputLimitBytes,
-      prelude: limits.prelude,
-    };
     return driveHarness(argv, request, tests, limits);
   }
+}
+
+/**
+ * The harness request for one solution, as both the local sandbox and the remote client send it, with
+ * the resolved limits; or, when the tests themselves are unusable, the result to return instead.
+ */
+export function harnessRequest(
+  code: string,
+  tests: readonly CodeTest[],
+  limitsIn: CodeRunLimits,
+): { limits: Required<CodeRunLimits>; request: Record<string, unknown> } | { invalid: CodeRunResult } {
+  const limits = resolveLimits(limitsIn);
+  const invalid = checkTests(tests, limits);
+  if (invalid) return { invalid };
+  const fnName = limits.fnName || fnNameFromStarter(limits.starterCode);
+  const request = {
+    code,
+    mode: tests[0].testtype,
+    fn_name: fnName ?? "",
+    inputs: tests.map((t) => t.input),
+    timeout_s: limits.timeoutMs / 1000,
+    memory_bytes: limits.memoryMb * 1024 * 1024,
+    output_limit: limits.outputLimitBytes,
+    prelude: limits.prelude,
+  };
+  return { limits, request };
 }
 
 export function resolveLimits(l: CodeRunLimits): Required<CodeRunLimits> {

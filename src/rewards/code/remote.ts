@@ -3,12 +3,11 @@ import { sleep } from "../../util/concurrency.js";
 import { ConfigError } from "../../util/errors.js";
 import { clip } from "./compare.js";
 import {
-  checkTests,
   failAll,
-  fnNameFromStarter,
+  harnessRequest,
   judgeReport,
   locateHarness,
-  resolveLimits,
+  type resolveLimits,
   summarise,
 } from "./local.js";
 import type { CodeExecutor, CodeRunLimits, CodeRunResult, CodeTest, CodeVerdict } from "./types.js";
@@ -67,22 +66,10 @@ export class SandboxFusionClient implements CodeExecutor {
     limitsIn: CodeRunLimits,
     _slot: number,
   ): Promise<CodeRunResult> {
-    const limits = resolveLimits(limitsIn);
-    const invalid = checkTests(tests, limits);
-    if (invalid) return invalid;
-    const mode = tests[0].testtype;
-    const fnName = limits.fnName || fnNameFromStarter(limits.starterCode);
-    const request = {
-      code,
-      mode,
-      fn_name: fnName ?? "",
-      inputs: tests.map((t) => t.input),
-      timeout_s: limits.timeoutMs / 1000,
-      memory_bytes: limits.memoryMb * 1024 * 1024,
-      output_limit: limits.outputLimitBytes,
-      prelude: limits.prelude,
-      batch: true,
-    };
+    const prepared = harnessRequest(code, tests, limitsIn);
+    if ("invalid" in prepared) return prepared.invalid;
+    const limits = prepared.limits;
+    const request = { ...prepared.request, batch: true };
     const runTimeoutS = Math.ceil((tests.length * (limits.timeoutMs + 1000)) / 1000) + 5;
     const body = JSON.stringify({
       code: this.harnessSource,
