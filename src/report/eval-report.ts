@@ -1,36 +1,13 @@
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import type { EvalResults } from "../eval/results.js";
 import { KlearError } from "../util/errors.js";
+import { escapeHtml, jsonForScript, loadUplot } from "./html.js";
 
 /**
  * The eval run's static report: one self-contained HTML file (uPlot and its CSS inlined, data embedded
  * as JSON) that opens offline from disk. Charts: score per benchmark with 95% CIs, pass@k curves,
  * response-length histograms, and a per-problem grid of sample outcomes.
  */
-
-let uplotAssets: { js: string; css: string } | null = null;
-
-function loadUplot(): { js: string; css: string } {
-  if (uplotAssets) return uplotAssets;
-  const require = createRequire(import.meta.url);
-  const jsPath = require.resolve("uplot/dist/uPlot.iife.min.js");
-  const cssPath = require.resolve("uplot/dist/uPlot.min.css");
-  uplotAssets = { js: readFileSync(jsPath, "utf8"), css: readFileSync(cssPath, "utf8") };
-  return uplotAssets;
-}
-
-/** JSON safe inside a <script> element (no `</script>`, no U+2028/2029 surprises). */
-export function jsonForScript(value: unknown): string {
-  return JSON.stringify(value)
-    .replace(/</g, "\\u003c")
-    .replace(/\u2028/g, "\\u2028")
-    .replace(/\u2029/g, "\\u2029");
-}
-
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 const pct = (x: number | null | undefined) =>
   x === null || x === undefined || !Number.isFinite(x) ? "—" : (100 * x).toFixed(1);
