@@ -32,6 +32,7 @@ export {
 export {
   KVCache,
   type LogitsMemory,
+  type LogprobsOptions,
   type LogprobsResult,
   type Qwen3Batch,
   Qwen3Model,

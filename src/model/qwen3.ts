@@ -202,7 +202,27 @@ interface Tape {
   lse: Float32Array;
   logp: Float32Array;
   entropy: Float32Array | null;
+  /** 1 / sampling temperature the logits were divided by. */
+  invTemp: number;
   consumed: boolean;
+}
+
+export interface LogprobsOptions {
+  /** Also return each position's entropy (and accept its gradient in `backward`). */
+  entropy?: boolean;
+  /** Score softmax(logits / temperature) (default 1): the rollout's sampling temperature. */
+  temperature?: number;
+}
+
+function inverseTemperature(temperature: number | undefined): number {
+  const t = temperature ?? 1;
+  if (!(Number.isFinite(t) && t > 0)) {
+    throw new ConfigError(
+      `logprobs: temperature ${temperature} must be a positive finite number`,
+      "pass the sampling temperature the rollouts used (1 for plain log-probs)",
+    );
+  }
+  return 1 / t;
 }
 
 export class Qwen3Model {
@@ -367,11 +387,16 @@ export class Qwen3Model {
     }
   }
 
-  /** Per-position log-probabilities of the targets (and entropies); keeps activations for `backward`. */
-  logprobs(batch: Qwen3Batch, opts: { entropy?: boolean } = {}): LogprobsResult {
+  /**
+   * Per-position log-probabilities of the targets (and entropies); keeps activations for `backward`.
+   * `temperature` (default 1) scores the tempered distribution softmax(logits / T), as the sampler that
+   * produced the tokens did (verl's training log-probs); the entropy is that distribution's too.
+   */
+  logprobs(batch: Qwen3Batch, opts: LogprobsOptions = {}): LogprobsResult {
     const cfg = this.config;
     const { batchSize: B, seqLen: T } = batch;
     const N = B * T;
+    const invTemp = inverseTemperature(opts.temperature);
     if (!(Number.isInteger(B) && B > 0 && Number.isInteger(T) && T > 0)) {
       throw new ConfigError(
         `logprobs: batchSize ${B} and seqLen ${T} must be positive integers`,
@@ -420,6 +445,7 @@ export class Qwen3Model {
     const rope = this.ropeTable(T);
 
     const tape = this.allocTape(B, T, opts.entropy === true);
+    tape.invTemp = invTemp;
     tape.tokens.set(batch.tokens);
     for (let b = 0; b < B; b++) {
       const len = lengths ? lengths[b] : T;
@@ -483,7 +509,21 @@ export class Qwen3Model {
     for (let r0 = 0; r0 < N; r0 += chunk) {
       const rows = Math.min(chunk, N - r0);
       const logits = tape.logits.subarray(0, rows * V);
-      be.gemm(false, true, rows, V, D, 1, tape.xnF.subarray(r0 * D), D, this.lmHead.data, D, 0, logits, V);
+      be.gemm(
+        false,
+        true,
+        rows,
+        V,
+        D,
+        invTemp,
+        tape.xnF.subarray(r0 * D),
+        D,
+        this.lmHead.data,
+        D,
+        0,
+        logits,
+        V,
+      );
       be.logSoftmaxGather(
         logits,
         tape.targets.subarray(r0, r0 + rows),
@@ -564,13 +604,14 @@ export class Qwen3Model {
     }
 
     // The logits gradient overwrites the logits in place (each element is read before it is written).
+    const invT = tape.invTemp;
     const chunk = chunkRows(N, V, this.logitsMemory);
     for (let r0 = 0; r0 < N; r0 += chunk) {
       const rows = Math.min(chunk, N - r0);
       const dLogits = tape.logits.subarray(0, rows * V);
       const xnF = tape.xnF.subarray(r0 * D);
       // Past the memory limit the logits were kept one chunk at a time: recompute this chunk's.
-      if (chunk < N) be.gemm(false, true, rows, V, D, 1, xnF, D, this.lmHead.data, D, 0, dLogits, V);
+      if (chunk < N) be.gemm(false, true, rows, V, D, invT, xnF, D, this.lmHead.data, D, 0, dLogits, V);
       be.logSoftmaxGatherBackward(
         dLogits,
         tape.targets.subarray(r0, r0 + rows),
@@ -582,8 +623,9 @@ export class Qwen3Model {
         rows,
         V,
       );
-      be.gemm(true, false, V, D, rows, 1, dLogits, V, xnF, D, 1, this.lmHead.grad, D);
-      be.gemm(false, false, rows, D, V, 1, dLogits, V, this.lmHead.data, D, 0, dX.subarray(r0 * D), D);
+      // logits = xnF·Wᵀ / T, so both products carry the 1/T.
+      be.gemm(true, false, V, D, rows, invT, dLogits, V, xnF, D, 1, this.lmHead.grad, D);
+      be.gemm(false, false, rows, D, V, invT, dLogits, V, this.lmHead.data, D, 0, dX.subarray(r0 * D), D);
     }
     be.rmsnormBackward(dX, tape.hOut, this.finalNorm.data, tape.rstdF, dH, this.finalNorm.grad, N, D, false);
     for (let l = cfg.numHiddenLayers - 1; l >= 0; l--) {
@@ -640,8 +682,11 @@ export class Qwen3Model {
    * divisor: pass the loss-token count of the whole mini-batch when this batch is one micro-batch of it
    * (default: this batch's own count). Returns the loss contribution (sum of -logp / tokenCount).
    */
-  lossAndBackward(batch: Qwen3Batch, opts: { tokenCount?: number } = {}): { loss: number; tokens: number } {
-    const { logp } = this.logprobs(batch);
+  lossAndBackward(
+    batch: Qwen3Batch,
+    opts: { tokenCount?: number; temperature?: number } = {},
+  ): { loss: number; tokens: number } {
+    const { logp } = this.logprobs(batch, { temperature: opts.temperature });
     const targets = this.tape?.targets ?? batch.targets;
     let tokens = 0;
     for (let i = 0; i < targets.length; i++) if (targets[i] >= 0) tokens++;
@@ -711,6 +756,7 @@ export class Qwen3Model {
       lse: buf("lseF", N),
       logp: buf("logp", N),
       entropy: entropy ? buf("entropy", N) : null,
+      invTemp: 1,
       consumed: true,
     };
     return this.tape;

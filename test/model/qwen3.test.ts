@@ -246,8 +246,14 @@ test("chunked logits (past the memory limit) give the same logp, entropy and gra
   };
   const whole = run(false);
   const chunked = run(true);
-  assert.deepEqual([...chunked.out.logp], [...whole.out.logp]);
-  assert.deepEqual([...(chunked.out.entropy ?? [])], [...(whole.out.entropy ?? [])]);
+  // The lm_head product runs at another row count per chunk, which may round the last bit differently.
+  const within = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
+    assert.equal(a.length, b.length);
+    for (let i = 0; i < a.length; i++)
+      assert.ok(Math.abs(a[i] - b[i]) <= 1e-5, `${what}[${i}]: ${a[i]} vs ${b[i]}`);
+  };
+  within(chunked.out.logp, whole.out.logp, "logp");
+  within(chunked.out.entropy ?? [], whole.out.entropy ?? [], "entropy");
   whole.grads.forEach((g, i) => {
     let md = 0;
     let mr = 1e-12;
