@@ -262,7 +262,7 @@ const CLIENT_SCRIPT = `
 (function () {
   var D = JSON.parse(document.getElementById("klear-run-data").textContent);
   var COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
-  var width = function (el) { return Math.max(320, Math.min(900, el.clientWidth || 800)); };
+  var width = function (el) { return Math.max(300, el.clientWidth || 460); };
   D.charts.forEach(function (c, i) {
     var el = document.getElementById("chart-" + i);
     var points = 0;
@@ -273,7 +273,8 @@ const CLIENT_SCRIPT = `
       var dash = D.runs > 1 && c.series.filter(function (t) { return t.run === s.run; }).indexOf(s) > 0 ? [6, 4] : undefined;
       series.push({ label: s.label, stroke: color, width: 2, dash: dash, spanGaps: true, points: { show: c.x.length < 40, size: 5 } });
     });
-    new uPlot({ width: width(el), height: 240, title: c.title, scales: { x: { time: false } }, series: series },
+    var tick = function (u, splits) { return splits.map(function (v) { return v !== 0 && Math.abs(v) < 0.01 ? v.toExponential(1) : String(+v.toPrecision(4)); }); };
+    new uPlot({ width: width(el), height: 220, title: c.title, scales: { x: { time: false } }, axes: [{}, { values: tick, size: 60 }], series: series },
       [c.x].concat(c.series.map(function (s) { return s.values; })), el);
     el.setAttribute("data-points", String(points));
   });
@@ -291,7 +292,8 @@ export function renderRunReport(input: RunReportInput): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <style>${css}
-body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:8px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}
 td:first-child,th:first-child{text-align:left}.chart{margin:12px 0}pre{white-space:pre-wrap;max-width:900px;text-align:left;margin:4px 0}
 pre.prompt{color:#555}tr.ok td:nth-child(5){color:#2ca02c}tr.bad td:nth-child(5){color:#d62728}.live{color:#b35c00}</style></head>
@@ -301,7 +303,7 @@ ${live}
 ${summaryTable(input.runs)}
 ${extraTables(input.tables ?? [])}
 <h2>Curves</h2>
-${charts.length === 0 ? "<p>No metrics logged yet.</p>" : charts.map((_, i) => `<div class="chart" id="chart-${i}"></div>`).join("\n")}
+${charts.length === 0 ? "<p>No metrics logged yet.</p>" : `<div class="charts">${charts.map((_, i) => `<div class="chart" id="chart-${i}"></div>`).join("\n")}</div>`}
 ${evalTables(input.runs)}
 ${sampleTables(input.runs)}
 ${configBlocks(input.runs)}
