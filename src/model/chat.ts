@@ -2,7 +2,7 @@
  * Chat templates: the Jinja template in tokenizer_config.json (`chat_template`), rendered with @huggingface/jinja
  * exactly as HF's `apply_chat_template` renders it, plus a built-in ChatML template for tiny models.
  */
-import { Template } from "@huggingface/jinja";
+import { Environment, Template } from "@huggingface/jinja";
 import { KlearError } from "../util/errors.js";
 import type { Tokenizer } from "./tokenizer.js";
 
@@ -41,6 +41,64 @@ export const SIMPLE_CHAT_TEMPLATE =
   "{{- '<think>\\n\\n</think>\\n\\n' }}" +
   "{%- endif %}" +
   "{%- endif %}";
+
+/** Python's `str.strip(chars)` family: with `chars`, only those characters go; without, whitespace. */
+function pythonStrip(s: string, chars: string | undefined, left: boolean, right: boolean): string {
+  if (chars === undefined) return left && right ? s.trim() : left ? s.trimStart() : s.trimEnd();
+  let a = 0;
+  let b = s.length;
+  if (left) while (a < b && chars.includes(s[a])) a++;
+  if (right) while (b > a && chars.includes(s[b - 1])) b--;
+  return s.slice(a, b);
+}
+
+/**
+ * @huggingface/jinja (0.5.x) ignores the argument of `strip` / `lstrip` / `rstrip`, so Qwen3's
+ * `reasoning_content.strip('\\n')` also strips spaces, and a trained assistant turn would differ from what
+ * transformers renders. Its string class is not exported; this wraps the three methods of every string value
+ * once, with Python's semantics, for all templates in the process.
+ */
+function patchJinjaStringStrip(): void {
+  const env = new Environment();
+  env.set("s", "");
+  const sample = env.lookupVariable("s") as unknown as { builtins: Map<string, { value: unknown }> };
+  const proto = Object.getPrototypeOf(sample) as object;
+  const desc = Object.getOwnPropertyDescriptor(proto, "builtins");
+  const StringValue = sample.constructor as new (v: string) => unknown;
+  const FunctionValue = sample.builtins.get("strip")?.constructor as
+    | (new (
+        fn: (args: { type: string; value: unknown }[]) => unknown,
+      ) => { value: unknown })
+    | undefined;
+  if (!desc?.get || !FunctionValue || (proto as { klearStripPatched?: boolean }).klearStripPatched) return;
+  const original = desc.get;
+  const sides: Record<string, [boolean, boolean]> = {
+    strip: [true, true],
+    lstrip: [true, false],
+    rstrip: [false, true],
+  };
+  Object.defineProperty(proto, "builtins", {
+    configurable: true,
+    get(this: { value: string }) {
+      const map = original.call(this) as Map<string, unknown> & { klearStrip?: boolean };
+      if (!map.klearStrip) {
+        for (const [name, [left, right]] of Object.entries(sides)) {
+          map.set(
+            name,
+            new FunctionValue((args) => {
+              const chars = args[0]?.type === "StringValue" ? (args[0].value as string) : undefined;
+              return new StringValue(pythonStrip(this.value, chars, left, right));
+            }),
+          );
+        }
+        map.klearStrip = true;
+      }
+      return map;
+    },
+  });
+  (proto as { klearStripPatched?: boolean }).klearStripPatched = true;
+}
+patchJinjaStringStrip();
 
 /** A parsed chat template: parse once, render many times. */
 export class JinjaChatTemplate {
@@ -117,4 +175,142 @@ export function applyChatTemplate(
     bosToken: tokenizer.bosToken,
     eosToken: tokenizer.eosToken,
   });
+}
+
+// ---- rendering for training: the assistant-only loss mask ---------------------------------------------
+
+/** Which assistant turns carry loss: every one (TRL's assistant_only_loss) or only the final one. */
+export type TrainOnTurns = "all-assistant" | "last-assistant";
+
+export interface TrainingRenderOptions {
+  trainOn?: TrainOnTurns;
+  /** More variables for templates that read them. */
+  variables?: Record<string, unknown>;
+}
+
+/** A conversation rendered and tokenized for supervised training. */
+export interface TrainingRender {
+  /** The whole conversation as the template renders it (no generation prompt). */
+  text: string;
+  /** `tokenizer.encode(text)`: exactly the ids inference would see. */
+  ids: number[];
+  /** 1 for every token the assistant generates in a trained turn (its reasoning and end-of-turn token), else 0. */
+  assistantMask: Uint8Array;
+  /** The trained character ranges of `text`, [start, end). */
+  spans: { start: number; end: number }[];
+}
+
+/**
+ * What the template appends after an assistant message's text when it ends the conversation, and the part of it
+ * the assistant generates: the leading added token (Qwen's "<|im_end|>" of "<|im_end|>\n"), or the whole closer
+ * up to trailing whitespace for templates whose closer is plain text.
+ */
+function turnCloser(tokenizer: Tokenizer, template: JinjaChatTemplate, vars: TrainingRenderOptions): string {
+  const probe = "klear-probe-7c1e";
+  const special = { bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken };
+  const text = template.render(
+    [
+      { role: "user", content: "q" },
+      { role: "assistant", content: probe },
+    ],
+    { variables: vars.variables },
+    special,
+  );
+  const at = text.lastIndexOf(probe);
+  if (at < 0) {
+    throw new KlearError(
+      "CHAT_MASK_UNDERIVABLE",
+      `${template.sourcePath}: the chat template does not render an assistant message's content`,
+      "use a template that renders each assistant message's content (HF chat templates do)",
+    );
+  }
+  const closer = text.slice(at + probe.length);
+  const added = [...tokenizer.addedTokens]
+    .sort((a, b) => b.content.length - a.content.length)
+    .find((t) => closer.startsWith(t.content));
+  return added ? added.content : closer.trimEnd();
+}
+
+/**
+ * Character ranges a boundary list maps onto token indexes of `ids`. Pieces between boundaries are encoded
+ * alone; when their concatenation is `ids` every boundary falls between tokens. Otherwise a token straddles a
+ * boundary and prefixes are encoded instead: a range then covers every token holding one of its characters,
+ * as transformers' `char_to_token` does for `return_assistant_tokens_mask`.
+ */
+function boundaryTokens(
+  tokenizer: Tokenizer,
+  text: string,
+  ids: readonly number[],
+  cuts: number[],
+): number[] {
+  const pieces: number[][] = [];
+  let prev = 0;
+  for (const c of [...cuts, text.length]) {
+    pieces.push(tokenizer.encode(text.slice(prev, c)));
+    prev = c;
+  }
+  const joined = pieces.flat();
+  if (joined.length === ids.length && joined.every((id, i) => id === ids[i])) {
+    const out: number[] = [];
+    let n = 0;
+    for (let i = 0; i < cuts.length; i++) {
+      n += pieces[i].length;
+      out.push(n);
+    }
+    return out;
+  }
+  return cuts.map((c, i) => {
+    const prefix = tokenizer.encode(text.slice(0, c));
+    let k = 0;
+    while (k < prefix.length && k < ids.length && prefix[k] === ids[k]) k++;
+    const clean = k === prefix.length;
+    // Even cut indexes open a range (the straddling token is in it), odd ones close it (likewise).
+    return clean || i % 2 === 0 ? k : k + 1;
+  });
+}
+
+/**
+ * Renders a conversation with the tokenizer's own chat template and marks what the assistant generates in each
+ * trained turn, derived from the rendering itself (no template markers needed):
+ * - a turn starts where the template's generation prompt for the conversation up to it ends (so reasoning the
+ *   template puts in the turn, Qwen3's `<think>…</think>`, is trained);
+ * - it ends after the template's end-of-turn token that follows it.
+ * Templates that render earlier turns differently once later turns exist (Qwen3 drops the reasoning of turns
+ * before the last user query) work because every span is located in the rendering of the whole conversation;
+ * a template whose prefix renderings are not prefixes of the whole is refused (CHAT_MASK_UNDERIVABLE).
+ */
+export function renderTrainingConversation(
+  tokenizer: Tokenizer,
+  messages: readonly ChatTemplateMessage[],
+  opts: TrainingRenderOptions = {},
+): TrainingRender {
+  const template = chatTemplateFor(tokenizer);
+  const special = { bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken };
+  const render = (msgs: readonly ChatTemplateMessage[], addGenerationPrompt: boolean) =>
+    template.render(msgs, { addGenerationPrompt, variables: opts.variables }, special);
+  const text = render(messages, false);
+  const closer = turnCloser(tokenizer, template, opts);
+  const turns = messages.flatMap((m, i) => (m.role === "assistant" ? [i] : []));
+  const trained = opts.trainOn === "last-assistant" ? turns.slice(-1) : turns;
+  const spans: { start: number; end: number }[] = [];
+  for (const i of trained) {
+    const prompt = render(messages.slice(0, i), true);
+    const floor = spans.length > 0 ? spans[spans.length - 1].end : 0;
+    if (!text.startsWith(prompt) || prompt.length < floor) {
+      throw new KlearError(
+        "CHAT_MASK_UNDERIVABLE",
+        `${template.sourcePath}: the conversation up to message ${i} renders differently from the start of the whole conversation, so the assistant's tokens cannot be located`,
+        "train on the last assistant turn only (trainOn: last-assistant), or split the conversation into one row per assistant turn",
+      );
+    }
+    const close = closer === "" ? -1 : text.indexOf(closer, prompt.length);
+    const end = close < 0 ? text.length : close + closer.length;
+    spans.push({ start: prompt.length, end });
+  }
+  const ids = tokenizer.encode(text);
+  const assistantMask = new Uint8Array(ids.length);
+  const cuts = spans.flatMap((s) => [s.start, s.end]);
+  const at = boundaryTokens(tokenizer, text, ids, cuts);
+  for (let s = 0; s < spans.length; s++) assistantMask.fill(1, at[2 * s], at[2 * s + 1]);
+  return { text, ids, assistantMask, spans };
 }

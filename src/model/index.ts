@@ -5,7 +5,11 @@ export {
   type ChatTemplateMessage,
   chatTemplateFor,
   JinjaChatTemplate,
+  renderTrainingConversation,
   SIMPLE_CHAT_TEMPLATE,
+  type TrainingRender,
+  type TrainingRenderOptions,
+  type TrainOnTurns,
 } from "./chat.js";
 export {
   CHECKPOINT_CONFIG_FILE,

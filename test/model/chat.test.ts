@@ -92,3 +92,12 @@ describe("built-in template for tiny models", () => {
     assert.equal(new JinjaChatTemplate(SIMPLE_CHAT_TEMPLATE).render([]), "");
   });
 });
+
+describe("Python string semantics in templates", () => {
+  it("strip/lstrip/rstrip with an argument remove only those characters, as Python's str methods do", () => {
+    const t = new JinjaChatTemplate(
+      "{{ messages[0].content.strip('\\n') }}|{{ messages[0].content.lstrip('\\n ') }}|{{ messages[0].content.rstrip() }}|",
+    );
+    assert.equal(t.render([{ role: "user", content: "\n  a  \n" }]), "  a  |a  \n|\n  a|");
+  });
+});
