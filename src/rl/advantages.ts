@@ -2,17 +2,10 @@
  * Outcome-reward advantage estimators: one scalar reward per response in, one advantage per response
  * out (policyLoss broadcasts it to the response's tokens). Groups are the responses to one prompt,
  * identified by a group id (verl's uid; members need not be adjacent) or by a fixed group size.
+ * Each estimator is one registry entry saying which options it reads and which inputs it needs, so a
+ * trainer asks the entry instead of testing names.
  */
 import { ConfigError, checkChoice } from "../util/errors.js";
-
-export const ADVANTAGE_ESTIMATORS = [
-  "grpo",
-  "dr-grpo",
-  "rloo",
-  "reinforce++",
-  "reinforce++-baseline",
-] as const;
-export type AdvantageEstimatorName = (typeof ADVANTAGE_ESTIMATORS)[number];
 
 export interface AdvantageConfig {
   /**
@@ -95,16 +88,181 @@ function std(values: ArrayLike<number>, idx: readonly number[], m: number, unbia
   return dof > 0 ? Math.sqrt(s / dof) : 0;
 }
 
+/** The config with its defaults filled in, as an estimator's `estimate` receives it. */
+export interface ResolvedAdvantageConfig {
+  unbiased: boolean;
+  eps: number;
+  singleton: "reward" | "zero";
+}
+
+const ADVANTAGE_OPTION_KEYS = [
+  "std",
+  "eps",
+  "singleton",
+] as const satisfies readonly (keyof AdvantageConfig)[];
+export type AdvantageOptionKey = (typeof ADVANTAGE_OPTION_KEYS)[number];
+
+/** What `registerAdvantageEstimator` takes. */
+export interface AdvantageEstimatorDefinition {
+  name: string;
+  /** One line for `--help` and errors. */
+  summary: string;
+  /** The options it reads; others are rejected. */
+  options: readonly AdvantageOptionKey[];
+  /** Inputs beyond the rewards: groups (groupIds or groupSize), tokenCounts (each response's loss tokens). */
+  needs: { readonly groups: boolean; readonly tokenCounts: boolean };
+  /** Default eps (added to the std, or under the whitening square root). Default 1e-6. */
+  defaultEps?: number;
+  /** Advantages for a batch whose rewards are already checked finite; return one value per response. */
+  estimate: (input: AdvantageInput, cfg: ResolvedAdvantageConfig) => Float64Array;
+}
+
+/** A registered estimator, with every default filled in. */
+export interface AdvantageEstimatorSpec extends Required<AdvantageEstimatorDefinition> {}
+
 /**
- * Builds an advantage estimator by name:
+ * The shared loop of the group-baseline estimators: `rule(idx, groupMean)` gives the map R_i → Â_i of
+ * one group (groups of one follow the singleton rule).
+ */
+function perGroup(
+  input: AdvantageInput,
+  cfg: ResolvedAdvantageConfig,
+  rule: (idx: readonly number[], groupMean: number) => (reward: number) => number,
+): Float64Array {
+  const { rewards } = input;
+  const out = new Float64Array(rewards.length);
+  for (const idx of groupIndices(rewards.length, input.groupIds, input.groupSize)) {
+    if (idx.length === 1) {
+      out[idx[0]] = cfg.singleton === "reward" ? rewards[idx[0]] : 0;
+      continue;
+    }
+    const advantage = rule(idx, mean(rewards, idx));
+    for (const i of idx) out[i] = advantage(rewards[i]);
+  }
+  return out;
+}
+
+const minusMean = (_idx: readonly number[], m: number) => (reward: number) => reward - m;
+
+const BUILTIN_ADVANTAGE_ESTIMATORS = {
+  grpo: {
+    summary: "group-normalised: (R − mean_g)/(std_g + eps)",
+    options: ["std", "eps", "singleton"],
+    needs: { groups: true, tokenCounts: false },
+    estimate: (input, cfg) =>
+      perGroup(input, cfg, (idx, m) => {
+        // A zero-variance group with eps = 0 would give 0/0; its members carry no signal, so 0.
+        const denominator = std(input.rewards, idx, m, cfg.unbiased) + cfg.eps || 1;
+        return (reward) => (reward - m) / denominator;
+      }),
+  },
+  "dr-grpo": {
+    summary: "Dr.GRPO: R − mean_g, no std division",
+    options: ["singleton"],
+    needs: { groups: true, tokenCounts: false },
+    estimate: (input, cfg) => perGroup(input, cfg, minusMean),
+  },
+  rloo: {
+    summary: "leave-one-out baseline: R_i − mean of the others",
+    options: ["singleton"],
+    needs: { groups: true, tokenCounts: false },
+    // Leave-one-out mean: (sum − R_i)/(k−1), so R_i − that = k/(k−1)·(R_i − mean).
+    estimate: (input, cfg) =>
+      perGroup(input, cfg, (idx, m) => (reward) => ((reward - m) * idx.length) / (idx.length - 1)),
+  },
+  "reinforce++": {
+    summary: "no group baseline: rewards whitened over the batch, token-weighted",
+    options: ["std", "eps"],
+    needs: { groups: false, tokenCounts: true },
+    defaultEps: 1e-8,
+    estimate: (input, cfg) =>
+      whiten(Float64Array.from(input.rewards), input.tokenCounts, cfg.unbiased, cfg.eps),
+  },
+  "reinforce++-baseline": {
+    summary: "R − mean_g, then whitened over the batch, token-weighted",
+    options: ["std", "eps", "singleton"],
+    needs: { groups: true, tokenCounts: true },
+    defaultEps: 1e-8,
+    estimate: (input, cfg) =>
+      whiten(perGroup(input, cfg, minusMean), input.tokenCounts, cfg.unbiased, cfg.eps),
+  },
+} as const satisfies Record<string, Omit<AdvantageEstimatorDefinition, "name">>;
+
+export type AdvantageEstimatorName = keyof typeof BUILTIN_ADVANTAGE_ESTIMATORS;
+/** The built-in estimators (registered ones come after them in `advantageEstimatorNames()`). */
+export const ADVANTAGE_ESTIMATORS = Object.keys(BUILTIN_ADVANTAGE_ESTIMATORS) as [
+  AdvantageEstimatorName,
+  ...AdvantageEstimatorName[],
+];
+
+const estimators = new Map<string, AdvantageEstimatorSpec>();
+
+/** Adds an advantage estimator, usable by name everywhere a built-in one is. */
+export function registerAdvantageEstimator(def: AdvantageEstimatorDefinition): AdvantageEstimatorSpec {
+  if (typeof def.name !== "string" || !/^[a-z0-9][a-z0-9+._-]*$/.test(def.name)) {
+    throw new ConfigError(
+      `advantage estimator name ${JSON.stringify(def.name)} is not a lower-case identifier`,
+      'use letters, digits and "-", e.g. "my-estimator"',
+    );
+  }
+  if (estimators.has(def.name)) {
+    throw new ConfigError(`advantage estimator "${def.name}" is already registered`, "choose another name");
+  }
+  for (const key of def.options) checkChoice(`${def.name} option`, key, ADVANTAGE_OPTION_KEYS);
+  if (typeof def.estimate !== "function") {
+    throw new ConfigError(
+      `advantage estimator "${def.name}": estimate is not a function`,
+      "give estimate(input, cfg)",
+    );
+  }
+  const spec: AdvantageEstimatorSpec = {
+    name: def.name,
+    summary: def.summary,
+    options: [...def.options],
+    needs: { groups: def.needs.groups, tokenCounts: def.needs.tokenCounts },
+    defaultEps: def.defaultEps ?? 1e-6,
+    estimate: def.estimate,
+  };
+  estimators.set(def.name, spec);
+  return spec;
+}
+
+for (const [name, def] of Object.entries(BUILTIN_ADVANTAGE_ESTIMATORS)) {
+  registerAdvantageEstimator({ name, ...(def as Omit<AdvantageEstimatorDefinition, "name">) });
+}
+
+/** Every registered estimator name: the built-ins, then the user's in registration order. */
+export function advantageEstimatorNames(): string[] {
+  return [...estimators.keys()];
+}
+
+/** The registry entry of an estimator; throws ConfigError listing every registered name when unknown. */
+export function advantageEstimatorSpec(name: string): AdvantageEstimatorSpec {
+  const spec = estimators.get(name);
+  if (spec === undefined) {
+    throw new ConfigError(
+      `unknown advantage estimator "${name}"`,
+      `use one of: ${advantageEstimatorNames().join(", ")} (or add one with registerAdvantageEstimator)`,
+    );
+  }
+  return spec;
+}
+
+/**
+ * Builds a registered advantage estimator by name:
  * grpo: (R − mean_g)/(std_g + eps); dr-grpo: R − mean_g (no std); rloo: R − mean of the others;
  * reinforce++: batch-whitened R; reinforce++-baseline: R − mean_g, then batch-whitened.
+ * Options an estimator does not read are rejected (see its `options`).
  */
 export function advantages(name: string, cfg: AdvantageConfig = {}): AdvantageFn {
-  const estimator = checkChoice("advantage estimator", name, ADVANTAGE_ESTIMATORS);
+  const spec = advantageEstimatorSpec(name);
   for (const key of Object.keys(cfg)) {
-    if (!["std", "eps", "singleton"].includes(key)) {
-      throw new ConfigError(`advantages: unknown option "${key}"`, "the options are: std, eps, singleton");
+    if ((cfg as Record<string, unknown>)[key] === undefined) continue;
+    if (!(spec.options as readonly string[]).includes(key)) {
+      throw new ConfigError(
+        `${name}: unknown option "${key}"`,
+        `the options of ${name} are: ${spec.options.join(", ") || "none"}`,
+      );
     }
   }
   const unbiased =
@@ -113,16 +271,15 @@ export function advantages(name: string, cfg: AdvantageConfig = {}): AdvantageFn
     "reward",
     "zero",
   ] as const);
-  const whitening = estimator === "reinforce++" || estimator === "reinforce++-baseline";
-  const eps = cfg.eps ?? (whitening ? 1e-8 : 1e-6);
+  const eps = cfg.eps ?? spec.defaultEps;
   if (!Number.isFinite(eps) || eps < 0) {
     throw new ConfigError(`advantages: eps = ${eps} must be a finite number ≥ 0`, "use the default");
   }
+  const resolved: ResolvedAdvantageConfig = { unbiased, eps, singleton };
 
   return (input: AdvantageInput): Float64Array => {
     const { rewards } = input;
-    const n = rewards.length;
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < rewards.length; i++) {
       if (!Number.isFinite(rewards[i])) {
         throw new ConfigError(
           `rewards[${i}] = ${rewards[i]} is not finite`,
@@ -130,27 +287,7 @@ export function advantages(name: string, cfg: AdvantageConfig = {}): AdvantageFn
         );
       }
     }
-    const out = new Float64Array(n);
-    if (estimator === "reinforce++") {
-      for (let i = 0; i < n; i++) out[i] = rewards[i];
-      return whiten(out, input.tokenCounts, unbiased, eps);
-    }
-    for (const idx of groupIndices(n, input.groupIds, input.groupSize)) {
-      if (idx.length === 1) {
-        out[idx[0]] = singleton === "reward" ? rewards[idx[0]] : 0;
-        continue;
-      }
-      const m = mean(rewards, idx);
-      // A zero-variance group with eps = 0 would give 0/0; its members carry no signal, so 0.
-      const denominator = estimator === "grpo" ? std(rewards, idx, m, unbiased) + eps || 1 : 1;
-      for (const i of idx) {
-        if (estimator === "grpo") out[i] = (rewards[i] - m) / denominator;
-        // Leave-one-out mean: (sum − R_i)/(k−1), so R_i − that = k/(k−1)·(R_i − mean).
-        else if (estimator === "rloo") out[i] = ((rewards[i] - m) * idx.length) / (idx.length - 1);
-        else out[i] = rewards[i] - m;
-      }
-    }
-    return estimator === "reinforce++-baseline" ? whiten(out, input.tokenCounts, unbiased, eps) : out;
+    return spec.estimate(input, resolved);
   };
 }
 

@@ -4,10 +4,17 @@
 export {
   ADVANTAGE_ESTIMATORS,
   type AdvantageConfig,
+  type AdvantageEstimatorDefinition,
   type AdvantageEstimatorName,
+  type AdvantageEstimatorSpec,
   type AdvantageFn,
   type AdvantageInput,
+  type AdvantageOptionKey,
+  advantageEstimatorNames,
+  advantageEstimatorSpec,
   advantages,
+  type ResolvedAdvantageConfig,
+  registerAdvantageEstimator,
 } from "./advantages.js";
 export {
   checkDynamicSamplingConfig,

@@ -18,6 +18,7 @@ export const AGGREGATION_MODES = [
   "seq-mean-token-sum",
   "seq-mean-token-mean",
   "seq-mean-token-sum-norm",
+  "seq-group-token-mean",
 ] as const;
 export type AggregationMode = (typeof AGGREGATION_MODES)[number];
 
@@ -36,6 +37,12 @@ export interface AggregationOptions {
   globalSeqCount?: number;
   /** seq-mean-token-sum-norm's constant divisor (Dr.GRPO's max response length; keep it fixed for a run). */
   lengthDivisor?: number;
+  /**
+   * seq-group-token-mean: how many consecutive non-empty sequences share one token mean (default 1).
+   * The authors' verl runs take one token mean per data-parallel rank's micro-batch: 2 responses per
+   * rank in the math recipe (128 per mini-batch over 64 ranks), 4 in the code recipe (docs/objectives.md).
+   */
+  groupSequences?: number;
   /** Row lengths when values and mask are flat. */
   lengths?: ArrayLike<number>;
 }
@@ -45,8 +52,15 @@ export function checkAggregation(
   mode: string,
   lengthDivisor: number | undefined,
   where = "aggregation",
+  groupSequences?: number,
 ): AggregationMode {
   const checked = checkChoice(where, mode, AGGREGATION_MODES);
+  if (groupSequences !== undefined && !(Number.isInteger(groupSequences) && groupSequences >= 1)) {
+    throw new ConfigError(
+      `groupSequences = ${groupSequences} is not a whole number ≥ 1`,
+      "use the responses per token mean, e.g. 2 (the authors' math runs: responses per data-parallel rank)",
+    );
+  }
   if (checked === "seq-mean-token-sum-norm") {
     if (lengthDivisor === undefined || !(lengthDivisor > 0) || !Number.isFinite(lengthDivisor)) {
       throw new ConfigError(
@@ -107,12 +121,48 @@ export function aggregationScales(
   }
   const seqs = checkCount("globalSeqCount", opts.globalSeqCount, nonEmpty);
   if (seqs === 0) return scales;
+  if (mode === "seq-group-token-mean") {
+    groupTokenMeanScales(scales, mask, layout, rowActive, seqs, opts.groupSequences ?? 1);
+    return scales;
+  }
   for (let i = 0; i < rows; i++) {
     if (rowActive[i] === 0) continue;
     const s = mode === "seq-mean-token-sum" ? 1 / seqs : 1 / (seqs * rowActive[i]);
     for (let k = offsets[i]; k < offsets[i + 1]; k++) if (mask[k]) scales[k] = s;
   }
   return scales;
+}
+
+/**
+ * Consecutive non-empty rows in groups of `size`; each group's tokens share one token mean, weighted by
+ * the group's share of the sequences: L = Σ_G (|G|/N_seq)·(Σ_{t∈G} ℓ / T_G), as verl's per-micro-batch
+ * token-mean scaled by the micro-batch's sequence share. size 1 = seq-mean-token-mean; size ≥ N = token-mean.
+ */
+function groupTokenMeanScales(
+  scales: Float64Array,
+  mask: Uint8Array,
+  layout: TokenLayout,
+  rowActive: Int32Array,
+  seqs: number,
+  size: number,
+): void {
+  const { offsets, rows } = layout;
+  let first = 0;
+  while (first < rows) {
+    let last = first;
+    let members = 0;
+    let tokens = 0;
+    while (last < rows && members < size) {
+      if (rowActive[last] > 0) {
+        members++;
+        tokens += rowActive[last];
+      }
+      last++;
+    }
+    const s = members / (seqs * tokens || 1);
+    for (let k = offsets[first]; k < offsets[last]; k++) if (mask[k]) scales[k] = s;
+    first = last;
+  }
 }
 
 function checkAggregationDivisor(divisor: number | undefined): number {
@@ -137,7 +187,7 @@ export function aggregate(
   mask?: TokenMask,
   opts: AggregationOptions = {},
 ): number {
-  const checked = checkAggregation(mode, opts.lengthDivisor);
+  const checked = checkAggregation(mode, opts.lengthDivisor, "aggregation", opts.groupSequences);
   const layout = tokenLayout(perTokenValues, opts.lengths, "perTokenValues");
   const values = flattenTokens(perTokenValues, layout, "perTokenValues");
   const flatMask = flattenMask(mask, layout);

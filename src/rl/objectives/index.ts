@@ -1,4 +1,5 @@
-// Public API of src/rl/objectives (re-exported from the package root): policy losses, aggregation, KL.
+// Public API of src/rl/objectives (re-exported from the package root): the policy-loss registry,
+// policy losses, aggregation, KL.
 export {
   AGGREGATION_MODES,
   type AggregationMode,
@@ -8,6 +9,15 @@ export {
   checkAggregation,
   lossMaskCounts,
 } from "./aggregate.js";
+export {
+  type ClipRule,
+  cispoToken,
+  clippedToken,
+  Region,
+  type RegionCode,
+  safeRatio,
+  type TokenTerm,
+} from "./clip.js";
 export {
   POLICY_LOSS_NAMES,
   type PolicyLossConfig,
@@ -22,6 +32,7 @@ export {
   type KlearObjectiveResult,
   klearObjective,
 } from "./klear.js";
+export { COMMON_LOSS_KEYS, LOSS_SPECIFIC_KEYS, type LossSpecificKey } from "./loss-options.js";
 export {
   type PolicyLossFn,
   type PolicyLossInput,
@@ -37,3 +48,13 @@ export {
   klearMathOnlyHighPreset,
   klearMathRlPreset,
 } from "./presets.js";
+export {
+  isPolicyLossName,
+  type PolicyLossDefaults,
+  type PolicyLossDefinition,
+  type PolicyLossSpec,
+  policyLossNames,
+  policyLossSpec,
+  registerPolicyLoss,
+  type TokenRule,
+} from "./registry.js";

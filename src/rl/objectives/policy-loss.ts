@@ -6,21 +6,8 @@
  */
 import { KlearError } from "../../util/errors.js";
 import { aggregationScales, weightedSum } from "./aggregate.js";
-import {
-  type ClipRule,
-  cispoToken,
-  clippedToken,
-  MAX_LOG_RATIO,
-  Region,
-  safeRatio,
-  type TokenTerm,
-} from "./clip.js";
-import {
-  type PolicyLossConfig,
-  type PolicyLossName,
-  type ResolvedPolicyLossConfig,
-  resolvePolicyLossConfig,
-} from "./config.js";
+import { MAX_LOG_RATIO, Region, safeRatio, type TokenTerm } from "./clip.js";
+import { type PolicyLossConfig, resolvePolicyLossConfig } from "./config.js";
 import { klToken } from "./kl.js";
 import {
   broadcastPerSequence,
@@ -33,6 +20,7 @@ import {
   type TokenValues,
   tokenLayout,
 } from "./layout.js";
+import { policyLossSpec } from "./registry.js";
 
 // Plain module constants: reading the imported Region object in the token loop costs a binding lookup per token.
 const REGION_INSIDE = Region.inside;
@@ -40,8 +28,6 @@ const REGION_LOW = Region.low;
 const REGION_HIGH = Region.high;
 const REGION_DUAL = Region.dual;
 const LOG_RATIO_LIMIT = MAX_LOG_RATIO;
-const clipTokenTerm = clippedToken;
-const cispoTokenTerm = cispoToken;
 
 export interface PolicyLossInput {
   /** log π_θ of the sampled tokens (the values the model will backpropagate from). */
@@ -112,27 +98,6 @@ export interface PolicyLossResult {
 }
 
 export type PolicyLossFn = (input: PolicyLossInput) => PolicyLossResult;
-
-/** Per-token term of a loss, given the ratio it uses and the token's advantage. */
-type TokenRule = (ratio: number, adv: number, out: TokenTerm) => TokenTerm;
-
-function clipRuleFor(name: PolicyLossName, cfg: ResolvedPolicyLossConfig): ClipRule {
-  const base = { epsLow: cfg.epsLow, epsHigh: cfg.epsHigh, clipRatioC: cfg.clipRatioC };
-  switch (name) {
-    case "gppo":
-      return { ...base, lowGrad: cfg.beta1, highGrad: cfg.beta2, lowValue: cfg.beta1, highValue: cfg.beta2 };
-    case "gppo-only-high":
-      return { ...base, lowGrad: 0, highGrad: 1, lowValue: 1, highValue: 1 };
-    default:
-      return { ...base, lowGrad: 0, highGrad: 0, lowValue: 1, highValue: 1 };
-  }
-}
-
-function tokenRuleFor(name: PolicyLossName, cfg: ResolvedPolicyLossConfig): TokenRule {
-  if (name === "cispo") return (ratio, adv, out) => cispoTokenTerm(ratio, adv, cfg.epsLow, cfg.epsHigh, out);
-  const rule = clipRuleFor(name, cfg);
-  return (ratio, adv, out) => clipTokenTerm(ratio, adv, rule, out);
-}
 
 function requireFinite(values: Float64Array, mask: Uint8Array, layout: TokenLayout, field: string): void {
   for (let k = 0; k < values.length; k++) {
@@ -223,15 +188,16 @@ function entropyRatioKeep(
 }
 
 /**
- * Builds a policy loss by name, e.g. `policyLoss("gppo", { epsLow: 0.2, epsHigh: 0.28, clipRatioC: 10 })`.
- * Losses: gppo (β1, β2 general form; β1=β2=1 is the paper's), gppo-only-high, ppo-clip, dual-clip,
- * clip-higher, cispo, gspo. Throws ConfigError listing the valid choices on an unknown name or option.
+ * Builds a registered policy loss by name, e.g. `policyLoss("gppo", { epsLow: 0.2, epsHigh: 0.28, clipRatioC: 10 })`.
+ * Built-ins: gppo (β1, β2 general form; β1=β2=1 is the paper's), gppo-only-high, ppo-clip, dual-clip,
+ * clip-higher, cispo, gspo; more via registerPolicyLoss. Throws ConfigError listing the valid choices on an
+ * unknown name or option.
  */
 export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLossFn {
   const resolved = resolvePolicyLossConfig(name, cfg);
-  const lossName = name as PolicyLossName;
-  const tokenRule = tokenRuleFor(lossName, resolved);
-  const sequenceLevel = lossName === "gspo";
+  const spec = policyLossSpec(name);
+  const tokenRule = spec.tokenRule(resolved);
+  const sequenceLevel = spec.sequenceLevel;
 
   return (input: PolicyLossInput): PolicyLossResult => {
     const layout = tokenLayout(input.logp, input.lengths, "logp");
@@ -247,6 +213,7 @@ export function policyLoss(name: string, cfg: PolicyLossConfig = {}): PolicyLoss
       globalTokenCount: input.globalTokenCount,
       globalSeqCount: input.globalSeqCount,
       lengthDivisor: resolved.lengthDivisor,
+      groupSequences: resolved.groupSequences,
     });
     const lossRatios = sequenceLevel ? sequenceRatios(logp, oldLogp, mask, layout) : null;
     const tis = truncatedIsWeights(input, resolved.tisCap, oldLogp, mask, layout);
