@@ -4,6 +4,7 @@
       "target_name": "klear_native",
       "sources": [
         "native/addon.cc",
+        "native/args.cc",
         "native/pool.cc",
         "native/gemm.cc",
         "native/sgemm_avx512.cc",

@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitLoss(env, exports);
   InitOptimizer(env, exports);
   InitConvert(env, exports);
+  InitArgs(env, exports);
   return exports;
 }
 

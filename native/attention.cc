@@ -8,6 +8,24 @@
 namespace klear {
 namespace {
 
+// Shapes shared by the training kernels: heads split into groups, lengths within the row, each
+// segStart entry inside [0, t] of its own row.
+static void CheckTrainingShape(Args& a, int64_t B, int64_t T, int64_t H, int64_t Hkv, const int32_t* lengths,
+                               const int32_t* segStart) {
+  if (a.failed()) return;
+  if (Hkv == 0 || H % Hkv != 0)
+    a.Reject("heads " + std::to_string(H) + " must be a multiple of kvHeads " + std::to_string(Hkv) + " (> 0)");
+  a.IdsIn(lengths, B, 0, T + 1, "lengths", "0..seqLen");
+  if (a.failed() || !segStart) return;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t < T; t++)
+      if (segStart[b * T + t] < 0 || segStart[b * T + t] > t) {
+        a.Reject("segStart[" + std::to_string(b * T + t) + "] = " + std::to_string(segStart[b * T + t]) +
+                 " is outside [0, " + std::to_string(t) + "] (a document starts at or before its token)");
+        return;
+      }
+}
+
 static inline float Dot(const float* a, const float* b, int64_t n) {
   float s = 0;
 #pragma omp simd reduction(+ : s)
@@ -146,15 +164,19 @@ static void AttentionBackwardGemm(const float* dout, const float* q, const float
 // segStart[b*seqLen + t] is where token t's packed document starts in its row: it attends [segStart, t].
 // q/out: [batch*seqLen, nHeads, headDim]; k/v: [batch*seqLen, nKvHeads, headDim]; lse: [batch, nHeads, seqLen].
 Napi::Value Attention(const Napi::CallbackInfo& i) {
-  const float* q = F32(i[0]);
-  const float* k = F32(i[1]);
-  const float* v = F32(i[2]);
-  float* out = F32(i[3]);
-  float* lse = F32(i[4]);
-  int64_t B = Int(i[5]), T = Int(i[6]), H = Int(i[7]), Hkv = Int(i[8]), hd = Int(i[9]);
-  const int32_t* lengths = I32(i[10]);
+  Args a(i, "attention");
+  const int64_t B = a.Dim(5, "batch"), T = a.Dim(6, "seqLen"), H = a.Dim(7, "heads"), Hkv = a.Dim(8, "kvHeads"),
+                hd = a.Dim(9, "headDim");
+  const float* q = a.F32(0, "q", B * T * H * hd);
+  const float* k = a.F32(1, "k", B * T * Hkv * hd);
+  const float* v = a.F32(2, "v", B * T * Hkv * hd);
+  float* out = a.F32(3, "out", B * T * H * hd);
+  float* lse = a.F32(4, "lse", B * H * T);
+  const int32_t* lengths = a.I32(10, "lengths", B, true);
+  const int32_t* segStart = a.Present(12) ? a.I32(12, "segStart", B * T) : nullptr;
+  CheckTrainingShape(a, B, T, H, Hkv, lengths, segStart);
+  if (a.failed()) return a.Fail();
   float scale = Flt(i[11]);
-  const int32_t* segStart = i.Length() > 12 ? I32(i[12]) : nullptr;
   if (UseOwnGemmKernels()) {
     AttentionGemm(q, k, v, out, lse, B, T, H, Hkv, hd, lengths, scale, segStart);
     return i.Env().Undefined();
@@ -207,19 +229,24 @@ Napi::Value Attention(const Napi::CallbackInfo& i) {
 // lengths|null, scale, segStart|null): dq, dk, dv are overwritten. Work is split by (sequence, KV head) so the query
 // heads sharing a KV head add into dk/dv from one thread.
 Napi::Value AttentionBackward(const Napi::CallbackInfo& i) {
-  const float* dout = F32(i[0]);
-  const float* q = F32(i[1]);
-  const float* k = F32(i[2]);
-  const float* v = F32(i[3]);
-  const float* out = F32(i[4]);
-  const float* lse = F32(i[5]);
-  float* dq = F32(i[6]);
-  float* dk = F32(i[7]);
-  float* dv = F32(i[8]);
-  int64_t B = Int(i[9]), T = Int(i[10]), H = Int(i[11]), Hkv = Int(i[12]), hd = Int(i[13]);
-  const int32_t* lengths = I32(i[14]);
+  Args a(i, "attentionBackward");
+  const int64_t B = a.Dim(9, "batch"), T = a.Dim(10, "seqLen"), H = a.Dim(11, "heads"), Hkv = a.Dim(12, "kvHeads"),
+                hd = a.Dim(13, "headDim");
+  const int64_t qn = B * T * H * hd, kvn = B * T * Hkv * hd;
+  const float* dout = a.F32(0, "dOut", qn);
+  const float* q = a.F32(1, "q", qn);
+  const float* k = a.F32(2, "k", kvn);
+  const float* v = a.F32(3, "v", kvn);
+  const float* out = a.F32(4, "out", qn);
+  const float* lse = a.F32(5, "lse", B * H * T);
+  float* dq = a.F32(6, "dq", qn);
+  float* dk = a.F32(7, "dk", kvn);
+  float* dv = a.F32(8, "dv", kvn);
+  const int32_t* lengths = a.I32(14, "lengths", B, true);
+  const int32_t* segStart = a.Present(16) ? a.I32(16, "segStart", B * T) : nullptr;
+  CheckTrainingShape(a, B, T, H, Hkv, lengths, segStart);
+  if (a.failed()) return a.Fail();
   float scale = Flt(i[15]);
-  const int32_t* segStart = i.Length() > 16 ? I32(i[16]) : nullptr;
   if (UseOwnGemmKernels()) {
     AttentionBackwardGemm(dout, q, k, v, out, lse, dq, dk, dv, B, T, H, Hkv, hd, lengths, scale, segStart);
     return i.Env().Undefined();
@@ -280,11 +307,17 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& i) {
 // kvWrite(src, cache, rowSeq, rowPos, rows, nKvHeads, headDim, maxLen): src [rows, nKvHeads, headDim]
 // into cache [seqs, nKvHeads, maxLen, headDim].
 Napi::Value KvWrite(const Napi::CallbackInfo& i) {
-  const float* src = F32(i[0]);
-  float* cache = F32(i[1]);
-  const int32_t* rowSeq = I32(i[2]);
-  const int32_t* rowPos = I32(i[3]);
-  int64_t R = Int(i[4]), Hkv = Int(i[5]), hd = Int(i[6]), maxLen = Int(i[7]);
+  Args a(i, "kvWrite");
+  const int64_t R = a.Dim(4, "rows"), Hkv = a.Dim(5, "kvHeads"), hd = a.Dim(6, "headDim"), maxLen = a.Dim(7, "maxLen");
+  const float* src = a.F32(0, "src", R * Hkv * hd);
+  const int64_t perSeq = Hkv * maxLen * hd;
+  const int64_t seqs = perSeq > 0 ? a.Length(1) / perSeq : 0;
+  float* cache = a.F32(1, "cache", 0);
+  const int32_t* rowSeq = a.I32(2, "rowSeq", R);
+  const int32_t* rowPos = a.I32(3, "rowPos", R);
+  a.IdsIn(rowSeq, R, 0, seqs, "rowSeq", "sequences the cache holds");
+  a.IdsIn(rowPos, R, 0, maxLen, "rowPos", "0..maxLen-1");
+  if (a.failed()) return a.Fail();
   for (int64_t r = 0; r < R; r++)
     for (int64_t h = 0; h < Hkv; h++)
       std::memcpy(cache + (((int64_t)rowSeq[r] * Hkv + h) * maxLen + rowPos[r]) * hd, src + (r * Hkv + h) * hd,
@@ -295,13 +328,22 @@ Napi::Value KvWrite(const Napi::CallbackInfo& i) {
 // attentionDecode(q, kCache, vCache, out, rowSeq, rowPos, rows, nHeads, nKvHeads, headDim, maxLen, scale)
 // q/out: [rows, nHeads, headDim]; row r attends keys 0..rowPos[r] of sequence rowSeq[r].
 Napi::Value AttentionDecode(const Napi::CallbackInfo& i) {
-  const float* q = F32(i[0]);
-  const float* kc = F32(i[1]);
-  const float* vc = F32(i[2]);
-  float* out = F32(i[3]);
-  const int32_t* rowSeq = I32(i[4]);
-  const int32_t* rowPos = I32(i[5]);
-  int64_t R = Int(i[6]), H = Int(i[7]), Hkv = Int(i[8]), hd = Int(i[9]), maxLen = Int(i[10]);
+  Args a(i, "attentionDecode");
+  const int64_t R = a.Dim(6, "rows"), H = a.Dim(7, "heads"), Hkv = a.Dim(8, "kvHeads"), hd = a.Dim(9, "headDim"),
+                maxLen = a.Dim(10, "maxLen");
+  if (!a.failed() && (Hkv == 0 || H % Hkv != 0))
+    a.Reject("heads " + std::to_string(H) + " must be a multiple of kvHeads " + std::to_string(Hkv) + " (> 0)");
+  const int64_t perSeq = Hkv * maxLen * hd;
+  const int64_t seqs = perSeq > 0 ? a.Length(1) / perSeq : 0;
+  const float* q = a.F32(0, "q", R * H * hd);
+  const float* kc = a.F32(1, "kCache", 0);
+  const float* vc = a.F32(2, "vCache", seqs * perSeq);
+  float* out = a.F32(3, "out", R * H * hd);
+  const int32_t* rowSeq = a.I32(4, "rowSeq", R);
+  const int32_t* rowPos = a.I32(5, "rowPos", R);
+  a.IdsIn(rowSeq, R, 0, seqs, "rowSeq", "sequences the cache holds");
+  a.IdsIn(rowPos, R, 0, maxLen, "rowPos", "0..maxLen-1");
+  if (a.failed()) return a.Fail();
   float scale = Flt(i[11]);
   int64_t group = H / Hkv;
   int64_t work = 0;

@@ -7,21 +7,106 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <string>
 
 namespace klear {
 
-inline float* F32(const Napi::Value& v) {
-  if (v.IsNull() || v.IsUndefined()) return nullptr;
-  return v.As<Napi::Float32Array>().Data();
-}
-inline int32_t* I32(const Napi::Value& v) {
-  if (v.IsNull() || v.IsUndefined()) return nullptr;
-  return v.As<Napi::Int32Array>().Data();
-}
 inline int64_t Int(const Napi::Value& v) { return v.As<Napi::Number>().Int64Value(); }
 inline float Flt(const Napi::Value& v) { return v.As<Napi::Number>().FloatValue(); }
 inline double Dbl(const Napi::Value& v) { return v.As<Napi::Number>().DoubleValue(); }
 inline bool Bool(const Napi::Value& v) { return v.ToBoolean().Value(); }
+
+// Throws the JS error for a bad kernel argument: a KlearError("NATIVE_BAD_ARGUMENT") when src/engine
+// registered its factory (setErrorFactory), else a RangeError carrying the same code.
+void ThrowBadArgument(Napi::Env env, const std::string& message);
+
+// Checked argument unpacking for one kernel call. Every getter validates type, sign and (for arrays)
+// that the view holds at least the elements the dimensions imply, so a wrong length from JavaScript
+// throws instead of reading or writing past the buffer. The first failure is kept; later getters
+// return null / 0 and the kernel must `return args.Fail()` when `args.failed()`.
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* kernel) : info_(info), kernel_(kernel) {}
+
+  bool failed() const { return !message_.empty(); }
+  Napi::Value Fail() {
+    ThrowBadArgument(info_.Env(), message_);
+    return info_.Env().Undefined();
+  }
+  void Reject(const std::string& what) {
+    if (!failed()) message_ = std::string(kernel_) + ": " + what;
+  }
+
+  // A non-negative integer (dimensions, counts).
+  int64_t Dim(size_t index, const char* name) {
+    if (failed()) return 0;
+    Napi::Value v = info_[index];
+    if (!v.IsNumber()) {
+      Reject(std::string(name) + " (argument " + std::to_string(index) + ") must be a number");
+      return 0;
+    }
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= 9.0e15) || d != (double)(int64_t)d) {
+      Reject(std::string(name) + " = " + std::to_string(d) + " must be a non-negative integer");
+      return 0;
+    }
+    return (int64_t)d;
+  }
+
+  float* F32(size_t index, const char* name, int64_t need, bool nullable = false) {
+    return static_cast<float*>(Array(index, name, need, nullable, napi_float32_array, "Float32Array"));
+  }
+  int32_t* I32(size_t index, const char* name, int64_t need, bool nullable = false) {
+    return static_cast<int32_t*>(Array(index, name, need, nullable, napi_int32_array, "Int32Array"));
+  }
+  // Element count of a typed-array argument (0 when absent or on failure).
+  int64_t Length(size_t index) {
+    Napi::Value v = info_[index];
+    return v.IsTypedArray() ? (int64_t)v.As<Napi::TypedArray>().ElementLength() : 0;
+  }
+  bool Present(size_t index) {
+    return index < info_.Length() && !info_[index].IsNull() && !info_[index].IsUndefined();
+  }
+  // Every entry of ids[0..n) in [lo, hi); names the first one outside.
+  void IdsIn(const int32_t* ids, int64_t n, int64_t lo, int64_t hi, const char* name, const char* range) {
+    if (failed() || !ids) return;
+    for (int64_t r = 0; r < n; r++) {
+      if (ids[r] < lo || ids[r] >= hi) {
+        Reject(std::string(name) + "[" + std::to_string(r) + "] = " + std::to_string(ids[r]) + " is outside [" +
+               std::to_string(lo) + ", " + std::to_string(hi) + ") (" + range + ")");
+        return;
+      }
+    }
+  }
+
+ private:
+  void* Array(size_t index, const char* name, int64_t need, bool nullable, napi_typedarray_type type,
+              const char* typeName) {
+    if (failed()) return nullptr;
+    Napi::Value v = index < info_.Length() ? info_[index] : info_.Env().Undefined();
+    if (v.IsNull() || v.IsUndefined()) {
+      if (nullable) return nullptr;
+      Reject(std::string(name) + " (argument " + std::to_string(index) + ") is missing; expected a " + typeName);
+      return nullptr;
+    }
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+      Reject(std::string(name) + " (argument " + std::to_string(index) + ") must be a " + typeName);
+      return nullptr;
+    }
+    Napi::TypedArray t = v.As<Napi::TypedArray>();
+    int64_t have = (int64_t)t.ElementLength();
+    if (have < need) {
+      Reject(std::string(name) + " holds " + std::to_string(have) + " elements, the dimensions need " +
+             std::to_string(need));
+      return nullptr;
+    }
+    return static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+  }
+
+  const Napi::CallbackInfo& info_;
+  const char* kernel_;
+  std::string message_;
+};
 
 // Runs fn(begin, end) over [0, n) split into contiguous chunks across the pool (the calling thread
 // takes one chunk). Work below `grain` units per thread runs inline: waking a thread costs microseconds.
@@ -69,5 +154,6 @@ void InitAttention(Napi::Env env, Napi::Object exports);
 void InitElementwise(Napi::Env env, Napi::Object exports);
 void InitLoss(Napi::Env env, Napi::Object exports);
 void InitOptimizer(Napi::Env env, Napi::Object exports);
+void InitArgs(Napi::Env env, Napi::Object exports);
 
 }  // namespace klear

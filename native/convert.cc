@@ -132,8 +132,7 @@ void ConvertToF32(int dtype, const uint8_t* src, float* dst, int64_t n) {
 bool Bytes(const Napi::CallbackInfo& info, size_t index, uint8_t** data, size_t* length) {
   Napi::Value v = info[index];
   if (!v.IsTypedArray()) {
-    Napi::TypeError::New(info.Env(), "argument " + std::to_string(index) + " must be a typed array")
-        .ThrowAsJavaScriptException();
+    ThrowBadArgument(info.Env(), "convert: argument " + std::to_string(index) + " must be a typed array");
     return false;
   }
   Napi::TypedArray t = v.As<Napi::TypedArray>();
@@ -150,8 +149,7 @@ Napi::Value Widen(const Napi::CallbackInfo& info) {
   if (!Bytes(info, 0, &src, &srcLen) || !Bytes(info, 1, &dst, &dstLen)) return info.Env().Undefined();
   int64_t n = (int64_t)(dstLen / 4);
   if ((size_t)n * 2 > srcLen) {
-    Napi::RangeError::New(info.Env(), "source holds fewer 16-bit values than the destination")
-        .ThrowAsJavaScriptException();
+    ThrowBadArgument(info.Env(), "convert: source holds fewer 16-bit values than the destination");
     return info.Env().Undefined();
   }
   float* out = reinterpret_cast<float*>(dst);
@@ -167,8 +165,7 @@ Napi::Value Narrow(const Napi::CallbackInfo& info) {
   if (!Bytes(info, 0, &src, &srcLen) || !Bytes(info, 1, &dst, &dstLen)) return info.Env().Undefined();
   int64_t n = (int64_t)(srcLen / 4);
   if ((size_t)n * 2 > dstLen) {
-    Napi::RangeError::New(info.Env(), "destination has room for fewer 16-bit values than the source")
-        .ThrowAsJavaScriptException();
+    ThrowBadArgument(info.Env(), "convert: destination has room for fewer 16-bit values than the source");
     return info.Env().Undefined();
   }
   const float* in = reinterpret_cast<const float*>(src);
@@ -241,13 +238,12 @@ class ReadConvertWorker : public Napi::AsyncWorker {
 Napi::Value ReadConvert(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    Napi::TypeError::New(env, "readConvert: dst must be a Float32Array").ThrowAsJavaScriptException();
+    ThrowBadArgument(env, "readConvert: dst must be a Float32Array");
     return env.Undefined();
   }
   int dtype = (int)Int(info[2]);
   if (dtype < kF32 || dtype > kF16) {
-    Napi::RangeError::New(env, "readConvert: dtype code must be 0 (F32), 1 (BF16) or 2 (F16)")
-        .ThrowAsJavaScriptException();
+    ThrowBadArgument(env, "readConvert: dtype code must be 0 (F32), 1 (BF16) or 2 (F16)");
     return env.Undefined();
   }
   auto* worker = new ReadConvertWorker(env, (int)Int(info[0]), Int(info[1]), dtype, info[3].As<Napi::TypedArray>());

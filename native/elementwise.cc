@@ -10,10 +10,12 @@ constexpr int64_t kGrain = 16384;
 
 // swiglu(gate, up, out, n): out = silu(gate) * up
 Napi::Value Swiglu(const Napi::CallbackInfo& i) {
-  const float* g = F32(i[0]);
-  const float* u = F32(i[1]);
-  float* o = F32(i[2]);
-  int64_t n = Int(i[3]);
+  Args a(i, "swiglu");
+  const int64_t n = a.Dim(3, "n");
+  const float* g = a.F32(0, "gate", n);
+  const float* u = a.F32(1, "up", n);
+  float* o = a.F32(2, "out", n);
+  if (a.failed()) return a.Fail();
   ParallelFor(n, kGrain, [&](int64_t b, int64_t e) {
 #pragma omp simd
     for (int64_t j = b; j < e; j++) {
@@ -26,12 +28,14 @@ Napi::Value Swiglu(const Napi::CallbackInfo& i) {
 
 // swigluBackward(dOut, gate, up, dGate, dUp, n): dGate, dUp overwritten
 Napi::Value SwigluBackward(const Napi::CallbackInfo& i) {
-  const float* dout = F32(i[0]);
-  const float* g = F32(i[1]);
-  const float* u = F32(i[2]);
-  float* dg = F32(i[3]);
-  float* du = F32(i[4]);
-  int64_t n = Int(i[5]);
+  Args a(i, "swigluBackward");
+  const int64_t n = a.Dim(5, "n");
+  const float* dout = a.F32(0, "dOut", n);
+  const float* g = a.F32(1, "gate", n);
+  const float* u = a.F32(2, "up", n);
+  float* dg = a.F32(3, "dGate", n);
+  float* du = a.F32(4, "dUp", n);
+  if (a.failed()) return a.Fail();
   ParallelFor(n, kGrain, [&](int64_t b, int64_t e) {
 #pragma omp simd
     for (int64_t j = b; j < e; j++) {
@@ -46,9 +50,11 @@ Napi::Value SwigluBackward(const Napi::CallbackInfo& i) {
 
 // add(dst, src, n): dst += src
 Napi::Value Add(const Napi::CallbackInfo& i) {
-  float* d = F32(i[0]);
-  const float* s = F32(i[1]);
-  int64_t n = Int(i[2]);
+  Args a(i, "add");
+  const int64_t n = a.Dim(2, "n");
+  float* d = a.F32(0, "dst", n);
+  const float* s = a.F32(1, "src", n);
+  if (a.failed()) return a.Fail();
   ParallelFor(n, kGrain * 4, [&](int64_t b, int64_t e) {
 #pragma omp simd
     for (int64_t j = b; j < e; j++) d[j] += s[j];
@@ -58,9 +64,11 @@ Napi::Value Add(const Napi::CallbackInfo& i) {
 
 // scale(x, alpha, n): x *= alpha
 Napi::Value Scale(const Napi::CallbackInfo& i) {
-  float* x = F32(i[0]);
+  Args args(i, "scale");
+  const int64_t n = args.Dim(2, "n");
+  float* x = args.F32(0, "x", n);
+  if (args.failed()) return args.Fail();
   float a = Flt(i[1]);
-  int64_t n = Int(i[2]);
   ParallelFor(n, kGrain * 4, [&](int64_t b, int64_t e) {
 #pragma omp simd
     for (int64_t j = b; j < e; j++) x[j] *= a;
@@ -70,10 +78,14 @@ Napi::Value Scale(const Napi::CallbackInfo& i) {
 
 // embedding(table, ids, out, rows, dim): out[r] = table[ids[r]]
 Napi::Value Embedding(const Napi::CallbackInfo& i) {
-  const float* t = F32(i[0]);
-  const int32_t* ids = I32(i[1]);
-  float* o = F32(i[2]);
-  int64_t rows = Int(i[3]), dim = Int(i[4]);
+  Args a(i, "embedding");
+  const int64_t rows = a.Dim(3, "rows"), dim = a.Dim(4, "dim");
+  const int64_t vocab = dim > 0 ? a.Length(0) / dim : 0;
+  const float* t = a.F32(0, "table", 0);
+  const int32_t* ids = a.I32(1, "ids", rows);
+  float* o = a.F32(2, "out", rows * dim);
+  a.IdsIn(ids, rows, 0, vocab, "ids", "rows of the table");
+  if (a.failed()) return a.Fail();
   for (int64_t r = 0; r < rows; r++) std::memcpy(o + r * dim, t + (int64_t)ids[r] * dim, sizeof(float) * dim);
   return i.Env().Undefined();
 }
@@ -81,10 +93,14 @@ Napi::Value Embedding(const Napi::CallbackInfo& i) {
 // embeddingBackward(dOut, ids, dTable, rows, dim): dTable[ids[r]] += dOut[r]. Split by output column
 // so threads never write the same element and the sum order stays fixed.
 Napi::Value EmbeddingBackward(const Napi::CallbackInfo& i) {
-  const float* g = F32(i[0]);
-  const int32_t* ids = I32(i[1]);
-  float* dt = F32(i[2]);
-  int64_t rows = Int(i[3]), dim = Int(i[4]);
+  Args a(i, "embeddingBackward");
+  const int64_t rows = a.Dim(3, "rows"), dim = a.Dim(4, "dim");
+  const int64_t vocab = dim > 0 ? a.Length(2) / dim : 0;
+  const float* g = a.F32(0, "dOut", rows * dim);
+  const int32_t* ids = a.I32(1, "ids", rows);
+  float* dt = a.F32(2, "dTable", 0);
+  a.IdsIn(ids, rows, 0, vocab, "ids", "rows of the table");
+  if (a.failed()) return a.Fail();
   ParallelFor(dim, rows * dim > kGrain ? 16 : dim, [&](int64_t cb, int64_t ce) {
     for (int64_t r = 0; r < rows; r++) {
       float* dst = dt + (int64_t)ids[r] * dim;

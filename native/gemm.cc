@@ -43,16 +43,37 @@ bool UseOwnGemm() {
   return choice == 1;
 }
 
+// Elements a row-major rows×cols operand with leading dimension ld spans (0 when empty).
+int64_t Span(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols; }
+
 // gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc): C = alpha*op(A)*op(B) + beta*C
 Napi::Value Gemm(const Napi::CallbackInfo& i) {
+  Args a(i, "gemm");
+  const bool tA = Bool(i[0]), tB = Bool(i[1]);
+  const int64_t M = a.Dim(2, "m"), N = a.Dim(3, "n"), K = a.Dim(4, "k");
+  const int64_t lda = a.Dim(7, "lda"), ldb = a.Dim(9, "ldb"), ldc = a.Dim(12, "ldc");
+  // Stored shapes: A is M×K (K×M transposed), B is K×N (N×K transposed), C is M×N.
+  const int64_t aRows = tA ? K : M, aCols = tA ? M : K, bRows = tB ? N : K, bCols = tB ? K : N;
+  if (!a.failed() && M > 0 && N > 0 && K > 0 && (lda < aCols || ldb < bCols))
+    a.Reject("a leading dimension is smaller than its operand's row (lda " + std::to_string(lda) + " < " +
+             std::to_string(aCols) + " or ldb " + std::to_string(ldb) + " < " + std::to_string(bCols) + ")");
+  if (!a.failed() && M > 0 && N > 0 && ldc < N)
+    a.Reject("ldc " + std::to_string(ldc) + " is smaller than n " + std::to_string(N));
+  if (!a.failed() && (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || lda > INT32_MAX || ldb > INT32_MAX ||
+                      ldc > INT32_MAX))
+    a.Reject("a dimension exceeds 2^31 - 1");
+  const bool live = M > 0 && N > 0;
+  float* A = a.F32(6, "a", live ? Span(aRows, aCols, lda) : 0);
+  float* B = a.F32(8, "b", live ? Span(bRows, bCols, ldb) : 0);
+  float* C = a.F32(11, "c", Span(M, N, ldc));
+  if (a.failed()) return a.Fail();
+  if (!live) return i.Env().Undefined();
   if (UseOwnGemm()) {
-    OwnGemm(Bool(i[0]), Bool(i[1]), Int(i[2]), Int(i[3]), Int(i[4]), Flt(i[5]), F32(i[6]), Int(i[7]), F32(i[8]),
-            Int(i[9]), Flt(i[10]), F32(i[11]), Int(i[12]));
+    OwnGemm(tA, tB, M, N, K, Flt(i[5]), A, lda, B, ldb, Flt(i[10]), C, ldc);
     return i.Env().Undefined();
   }
-  cblas_sgemm(CblasRowMajor, Bool(i[0]) ? CblasTrans : CblasNoTrans, Bool(i[1]) ? CblasTrans : CblasNoTrans,
-              (int)Int(i[2]), (int)Int(i[3]), (int)Int(i[4]), Flt(i[5]), F32(i[6]), (int)Int(i[7]), F32(i[8]),
-              (int)Int(i[9]), Flt(i[10]), F32(i[11]), (int)Int(i[12]));
+  cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
+              Flt(i[5]), A, (int)lda, B, (int)ldb, Flt(i[10]), C, (int)ldc);
   return i.Env().Undefined();
 }
 

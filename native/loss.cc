@@ -8,12 +8,15 @@ namespace {
 // logSoftmaxGather(logits, targets, rows, vocab, logp, lse, entropy|null). A negative target marks a
 // row to skip (padding): its logp, lse and entropy are 0.
 Napi::Value LogSoftmaxGather(const Napi::CallbackInfo& i) {
-  const float* z = F32(i[0]);
-  const int32_t* tg = I32(i[1]);
-  int64_t rows = Int(i[2]), V = Int(i[3]);
-  float* logp = F32(i[4]);
-  float* lse = F32(i[5]);
-  float* ent = F32(i[6]);
+  Args a(i, "logSoftmaxGather");
+  const int64_t rows = a.Dim(2, "rows"), V = a.Dim(3, "vocab");
+  const float* z = a.F32(0, "logits", rows * V);
+  const int32_t* tg = a.I32(1, "targets", rows);
+  float* logp = a.F32(4, "logp", rows);
+  float* lse = a.F32(5, "lse", rows);
+  float* ent = a.F32(6, "entropy", rows, true);
+  a.IdsIn(tg, rows, INT32_MIN, V, "targets", "negative masks the row, else below vocab");
+  if (a.failed()) return a.Fail();
   ParallelFor(rows, 1 + 16384 / (V > 0 ? V : 1), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++) {
       if (tg[r] < 0) {
@@ -45,14 +48,17 @@ Napi::Value LogSoftmaxGather(const Napi::CallbackInfo& i) {
 // logSoftmaxGatherBackward(logits, targets, lse, entropy|null, dLogp, dEntropy|null, dLogits, rows, vocab)
 // dLogits overwritten: dz_j = dLogp (δ_jt − p_j) − dEnt · p_j (log p_j + H).
 Napi::Value LogSoftmaxGatherBackward(const Napi::CallbackInfo& i) {
-  const float* z = F32(i[0]);
-  const int32_t* tg = I32(i[1]);
-  const float* lse = F32(i[2]);
-  const float* ent = F32(i[3]);
-  const float* dlp = F32(i[4]);
-  const float* dent = F32(i[5]);
-  float* dz = F32(i[6]);
-  int64_t rows = Int(i[7]), V = Int(i[8]);
+  Args a(i, "logSoftmaxGatherBackward");
+  const int64_t rows = a.Dim(7, "rows"), V = a.Dim(8, "vocab");
+  const float* z = a.F32(0, "logits", rows * V);
+  const int32_t* tg = a.I32(1, "targets", rows);
+  const float* lse = a.F32(2, "lse", rows);
+  const float* ent = a.F32(3, "entropy", rows, true);
+  const float* dlp = a.F32(4, "dLogp", rows);
+  const float* dent = a.F32(5, "dEntropy", rows, true);
+  float* dz = a.F32(6, "dLogits", rows * V);
+  a.IdsIn(tg, rows, INT32_MIN, V, "targets", "negative masks the row, else below vocab");
+  if (a.failed()) return a.Fail();
   ParallelFor(rows, 1 + 16384 / (V > 0 ? V : 1), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++) {
       float* dr = dz + r * V;

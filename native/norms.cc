@@ -9,11 +9,13 @@ namespace {
 
 // rmsnorm(x, w, y, rstd, rows, dim, eps)
 Napi::Value RmsNorm(const Napi::CallbackInfo& i) {
-  const float* x = F32(i[0]);
-  const float* w = F32(i[1]);
-  float* y = F32(i[2]);
-  float* rstd = F32(i[3]);
-  int64_t rows = Int(i[4]), dim = Int(i[5]);
+  Args a(i, "rmsnorm");
+  const int64_t rows = a.Dim(4, "rows"), dim = a.Dim(5, "dim");
+  const float* x = a.F32(0, "x", rows * dim);
+  const float* w = a.F32(1, "weight", dim);
+  float* y = a.F32(2, "y", rows * dim);
+  float* rstd = a.F32(3, "rstd", rows);
+  if (a.failed()) return a.Fail();
   float eps = Flt(i[6]);
   ParallelFor(rows, 2048 / (dim > 0 ? dim : 1) + 1, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++) {
@@ -34,13 +36,15 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& i) {
 // rmsnormBackward(dy, x, w, rstd, dx, dw, rows, dim, accumulateDx): dw accumulates; dx is
 // overwritten, or added to when accumulateDx (the residual stream's gradient).
 Napi::Value RmsNormBackward(const Napi::CallbackInfo& i) {
-  const float* dy = F32(i[0]);
-  const float* x = F32(i[1]);
-  const float* w = F32(i[2]);
-  const float* rstd = F32(i[3]);
-  float* dx = F32(i[4]);
-  float* dw = F32(i[5]);
-  int64_t rows = Int(i[6]), dim = Int(i[7]);
+  Args a(i, "rmsnormBackward");
+  const int64_t rows = a.Dim(6, "rows"), dim = a.Dim(7, "dim");
+  const float* dy = a.F32(0, "dy", rows * dim);
+  const float* x = a.F32(1, "x", rows * dim);
+  const float* w = a.F32(2, "weight", dim);
+  const float* rstd = a.F32(3, "rstd", rows);
+  float* dx = a.F32(4, "dx", rows * dim);
+  float* dw = a.F32(5, "dWeight", dim);
+  if (a.failed()) return a.Fail();
   bool acc = Bool(i[8]);
   int threads = NumThreads();
   std::vector<std::vector<float>> partial(threads, std::vector<float>(dim, 0.0f));

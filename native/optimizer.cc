@@ -8,11 +8,13 @@ namespace {
 
 // adamw(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, step)
 Napi::Value AdamW(const Napi::CallbackInfo& i) {
-  float* p = F32(i[0]);
-  const float* g = F32(i[1]);
-  float* m = F32(i[2]);
-  float* v = F32(i[3]);
-  int64_t n = Int(i[4]);
+  Args a(i, "adamw");
+  const int64_t n = a.Dim(4, "n");
+  float* p = a.F32(0, "param", n);
+  const float* g = a.F32(1, "grad", n);
+  float* m = a.F32(2, "m", n);
+  float* v = a.F32(3, "v", n);
+  if (a.failed()) return a.Fail();
   double lr = Dbl(i[5]), b1 = Dbl(i[6]), b2 = Dbl(i[7]), eps = Dbl(i[8]), wd = Dbl(i[9]);
   double step = Dbl(i[10]);
   float bc1 = (float)(1.0 - std::pow(b1, step));
@@ -37,8 +39,10 @@ Napi::Value AdamW(const Napi::CallbackInfo& i) {
 
 // sumSquares(x, n) -> double: accumulated in double per fixed chunk, chunks added in order.
 Napi::Value SumSquares(const Napi::CallbackInfo& i) {
-  const float* x = F32(i[0]);
-  int64_t n = Int(i[1]);
+  Args a(i, "sumSquares");
+  const int64_t n = a.Dim(1, "n");
+  const float* x = a.F32(0, "x", n);
+  if (a.failed()) return a.Fail();
   constexpr int64_t kChunk = 65536;
   int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> part(chunks > 0 ? chunks : 1, 0.0);

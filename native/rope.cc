@@ -7,13 +7,18 @@ namespace {
 // rope(x, cos, sin, positions, rows, heads, headDim, inverse): x is [rows, heads, headDim];
 // cos/sin are [maxPos, headDim/2]; positions[row] picks the table row.
 Napi::Value Rope(const Napi::CallbackInfo& i) {
-  float* x = F32(i[0]);
-  const float* cs = F32(i[1]);
-  const float* sn = F32(i[2]);
-  const int32_t* pos = I32(i[3]);
-  int64_t rows = Int(i[4]), heads = Int(i[5]), hd = Int(i[6]);
+  Args a(i, "rope");
+  const int64_t rows = a.Dim(4, "rows"), heads = a.Dim(5, "heads"), hd = a.Dim(6, "headDim");
+  if (hd % 2 != 0) a.Reject("headDim " + std::to_string(hd) + " must be even");
+  const int64_t half = hd / 2;
+  float* x = a.F32(0, "x", rows * heads * hd);
+  const int64_t tableRows = half > 0 ? a.Length(1) / half : 0;
+  const float* cs = a.F32(1, "cos", 0);
+  const float* sn = a.F32(2, "sin", tableRows * half);
+  const int32_t* pos = a.I32(3, "positions", rows);
+  a.IdsIn(pos, rows, 0, tableRows, "positions", "rows of the cos/sin table");
+  if (a.failed()) return a.Fail();
   float sign = Bool(i[7]) ? -1.0f : 1.0f;
-  int64_t half = hd / 2;
   ParallelFor(rows, 64, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++) {
       const float* c = cs + (int64_t)pos[r] * half;

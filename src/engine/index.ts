@@ -3,6 +3,7 @@
 export type { Backend } from "./backend.js";
 export {
   getNativeBackend,
+  NATIVE_BAD_ARGUMENT,
   type NativeInfo,
   nativeAvailable,
   nativeInfo,

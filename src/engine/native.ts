@@ -32,7 +32,23 @@ type Addon = Omit<Backend, "name"> &
   Partial<NativeConvert> & {
     info(): NativeInfo;
     setThreads(blas: number, kernels: number): void;
+    /** Builds the error a kernel throws for an argument of the wrong type, length or range. */
+    setErrorFactory?(factory: (message: string) => Error): void;
   };
+
+/**
+ * Code of the error every native kernel throws when its arguments disagree with its dimensions (an
+ * array too short, an id out of range): a bug in the caller, caught before memory is touched.
+ */
+export const NATIVE_BAD_ARGUMENT = "NATIVE_BAD_ARGUMENT";
+
+function badArgument(message: string): KlearError {
+  return new KlearError(
+    NATIVE_BAD_ARGUMENT,
+    `native kernel argument: ${message}`,
+    "a caller passed arrays that disagree with the dimensions it gave; see the kernel's contract in src/engine/backend.ts",
+  );
+}
 
 const ADDON_RELATIVE = join("build", "Release", "klear_native.node");
 
@@ -65,6 +81,7 @@ function loadAddon(): Addon {
   }
   try {
     addon = createRequire(import.meta.url)(path) as Addon;
+    addon.setErrorFactory?.(badArgument);
   } catch (err) {
     throw new KlearError(
       "NATIVE_LOAD_FAILED",
