@@ -68,6 +68,36 @@ export interface OpenAICompletion {
   latencyMs: number;
 }
 
+/** One completion of a token-in/token-out request: what the server sampled, never re-tokenised. */
+export interface OpenAITokenChoice {
+  index: number;
+  /** The sampled token ids exactly as the server returned them (a stop token included when it ended the text). */
+  tokenIds: number[];
+  /** The server's log-probability of each sampled token (vLLM: of the raw model unless --logprobs-mode). */
+  logprobs: number[];
+  finishReason: string | null;
+  text: string;
+}
+
+export interface OpenAITokenCompletion {
+  choices: OpenAITokenChoice[];
+  /** The prompt ids the server says it saw (vLLM `return_token_ids`); null when it does not say. */
+  promptTokenIds: number[] | null;
+  /** log p(prompt[t] | prompt[<t]) per prompt token (null at position 0), when `promptLogprobs` was asked. */
+  promptLogprobs: (number | null)[] | null;
+  attempts: number;
+  endpoint: string;
+  latencyMs: number;
+}
+
+/** Token-exact request options on top of the sampling parameters. */
+export interface OpenAITokenParams extends OpenAISamplingParams {
+  /** Stop after one of these ids (kept in `tokenIds`). The model's own EOS is ignored unless listed here. */
+  stopTokenIds?: readonly number[];
+  /** Also return the log-probs of the prompt tokens (vLLM `prompt_logprobs`). */
+  promptLogprobs?: boolean;
+}
+
 export interface OpenAIClientStats {
   requests: number;
   succeeded: number;
@@ -90,6 +120,8 @@ class RetryableError extends Error {
 
 interface Endpoint {
   url: URL;
+  /** The server's root path (the base URL without `/v1`), where vLLM's and SGLang's admin routes live. */
+  root: string;
   inFlight: number;
   agent: http.Agent;
 }
@@ -134,8 +166,9 @@ export class OpenAIClient {
       let path = url.pathname.replace(/\/+$/, "");
       if (!path.endsWith("/v1")) path += "/v1";
       url.pathname = path;
+      const root = path.slice(0, -"/v1".length);
       const AgentClass = url.protocol === "https:" ? https.Agent : http.Agent;
-      return { url, inFlight: 0, agent: new AgentClass({ keepAlive: true, maxSockets: concurrency }) };
+      return { url, root, inFlight: 0, agent: new AgentClass({ keepAlive: true, maxSockets: concurrency }) };
     });
     this.headers = { "content-type": "application/json", ...(options.headers ?? {}) };
     if (options.apiKey) this.headers.authorization = `Bearer ${options.apiKey}`;
@@ -143,12 +176,64 @@ export class OpenAIClient {
 
   /** POST /v1/completions with a raw prompt (the caller applied any chat template). */
   complete(prompt: string, params: OpenAISamplingParams): Promise<OpenAICompletion> {
-    return this.request("/completions", { prompt, ...samplingBody(params) }, false);
+    return this.request("/completions", { prompt, ...samplingBody(params) }, (json, where) =>
+      parseResponse(json, false, where),
+    );
+  }
+
+  /**
+   * POST /v1/completions with the prompt as token ids; reads back the sampled ids and their log-probs
+   * (vLLM ≥ 0.10: `return_token_ids`, or `return_tokens_as_token_ids` in the log-probs). Nothing is
+   * tokenised or detokenised on klear's side, so the ids are exactly those the server sampled.
+   */
+  completeTokens(
+    prompt: readonly number[],
+    params: OpenAITokenParams,
+    opts: { endpoint?: number } = {},
+  ): Promise<OpenAITokenCompletion> {
+    const body: Record<string, unknown> = {
+      prompt,
+      ...samplingBody({ ...params, extra: undefined }),
+      logprobs: 0,
+      return_token_ids: true,
+      return_tokens_as_token_ids: true,
+      skip_special_tokens: false,
+      // Only the stop ids klear names end a completion, as in the local engine.
+      ignore_eos: true,
+      ...(params.stopTokenIds?.length ? { stop_token_ids: params.stopTokenIds } : {}),
+      ...(params.promptLogprobs ? { prompt_logprobs: 0 } : {}),
+      ...(params.extra ?? {}),
+    };
+    return this.request("/completions", body, parseTokenResponse, opts.endpoint);
+  }
+
+  /**
+   * A request to a server's own (non-OpenAI) route on one endpoint, e.g. vLLM's `/pause` or SGLang's
+   * `/update_weights_from_disk`, with the same retries. `path` may carry a query string.
+   */
+  async admin(endpointIndex: number, method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+    const endpoint = this.endpoints[endpointIndex];
+    if (!endpoint) throw new KlearError("INTERNAL", `no endpoint ${endpointIndex}`, "report this as a bug");
+    const res = await this.send(
+      () => endpoint,
+      (e) => e.root + path,
+      method,
+      body === undefined ? null : JSON.stringify(body),
+      (json) => json,
+    );
+    return res.parsed;
+  }
+
+  /** The endpoints' origins + root paths, in the order given (indexes for `admin`). */
+  get endpointUrls(): string[] {
+    return this.endpoints.map((e) => e.url.origin + e.root);
   }
 
   /** POST /v1/chat/completions; the server applies the model's chat template. */
   chat(messages: OpenAIChatMessage[], params: OpenAISamplingParams): Promise<OpenAICompletion> {
-    return this.request("/chat/completions", { messages, ...samplingBody(params) }, true);
+    return this.request("/chat/completions", { messages, ...samplingBody(params) }, (json, where) =>
+      parseResponse(json, true, where),
+    );
   }
 
   /** Closes idle keep-alive sockets so the process can exit. */
@@ -184,30 +269,49 @@ export class OpenAIClient {
     return best ?? this.endpoints[0];
   }
 
-  private async request(
+  private async request<T>(
     route: string,
     body: Record<string, unknown>,
-    chat: boolean,
-  ): Promise<OpenAICompletion> {
+    parse: (json: unknown, where: string) => T,
+    pinned?: number,
+  ): Promise<T & { attempts: number; endpoint: string; latencyMs: number }> {
+    const fixed = pinned === undefined ? undefined : this.endpoints[pinned];
+    // A string body lets node:http send the headers and the body in one write.
+    const res = await this.send(
+      (last) => fixed ?? this.pickEndpoint(last),
+      (e) => e.url.pathname + route,
+      "POST",
+      JSON.stringify(body),
+      parse,
+    );
+    return { ...res.parsed, attempts: res.attempts, endpoint: res.endpoint, latencyMs: res.latencyMs };
+  }
+
+  private async send<T>(
+    pick: (last: Endpoint | null) => Endpoint,
+    pathOf: (endpoint: Endpoint) => string,
+    method: "GET" | "POST",
+    payload: string | null,
+    parse: (json: unknown, where: string) => T,
+  ): Promise<{ parsed: T; attempts: number; endpoint: string; latencyMs: number }> {
     const wait = this.acquire();
     if (wait) await wait;
     this.stats.requests++;
-    // A string body lets node:http send the headers and the body in one write.
-    const payload = JSON.stringify(body);
-    const payloadBytes = Buffer.byteLength(payload);
+    const payloadBytes = payload === null ? 0 : Buffer.byteLength(payload);
     let last: Endpoint | null = null;
     try {
       for (let attempt = 0; ; attempt++) {
-        const endpoint = this.pickEndpoint(last);
+        const endpoint = pick(last);
         last = endpoint;
+        const fullPath = pathOf(endpoint);
         const t0 = performance.now();
         try {
           endpoint.inFlight++;
-          const json = await this.post(endpoint, route, payload, payloadBytes);
-          const parsed = parseResponse(json, chat, endpoint.url.href + route);
+          const json = await this.post(endpoint, method, fullPath, payload, payloadBytes);
+          const parsed = parse(json, endpoint.url.origin + fullPath);
           this.stats.succeeded++;
           return {
-            ...parsed,
+            parsed,
             attempts: attempt + 1,
             endpoint: endpoint.url.origin,
             latencyMs: performance.now() - t0,
@@ -218,7 +322,7 @@ export class OpenAIClient {
             if (e instanceof RetryableError) {
               throw new KlearError(
                 "INFERENCE_FAILED",
-                `request to ${endpoint.url.href}${route} failed after ${attempt + 1} attempts: ${e.message}`,
+                `request to ${endpoint.url.origin}${fullPath} failed after ${attempt + 1} attempts: ${e.message}`,
                 "check that the server is up and not overloaded; raise --max-retries or --timeout, or lower --concurrency",
               );
             }
@@ -238,7 +342,13 @@ export class OpenAIClient {
     }
   }
 
-  private post(endpoint: Endpoint, route: string, payload: string, payloadBytes: number): Promise<unknown> {
+  private post(
+    endpoint: Endpoint,
+    method: "GET" | "POST",
+    path: string,
+    payload: string | null,
+    payloadBytes: number,
+  ): Promise<unknown> {
     const url = endpoint.url;
     const mod = url.protocol === "https:" ? https : http;
     return new Promise((resolve, reject) => {
@@ -255,8 +365,8 @@ export class OpenAIClient {
           protocol: url.protocol,
           hostname: url.hostname,
           port: url.port,
-          path: url.pathname + route,
-          method: "POST",
+          path,
+          method,
           agent: endpoint.agent,
           headers: { ...this.headers, "content-length": payloadBytes },
         },
@@ -285,7 +395,7 @@ export class OpenAIClient {
               return fail(
                 new KlearError(
                   "INFERENCE_REJECTED",
-                  `${url.href}${route} answered HTTP ${status}: ${text.slice(0, 500)}`,
+                  `${url.origin}${path} answered HTTP ${status}: ${text.slice(0, 500)}`,
                   status === 404
                     ? "check the endpoint URL and that --model names a model the server serves"
                     : "check the request parameters (model name, max tokens within the context window)",
@@ -294,7 +404,8 @@ export class OpenAIClient {
             }
             let json: unknown;
             try {
-              json = JSON.parse(text);
+              // Admin routes (vLLM's /pause, /health) may answer 200 with an empty body.
+              json = text.trim() === "" ? null : JSON.parse(text);
             } catch {
               // A truncated body behind a proxy looks like this; the next attempt usually succeeds.
               return fail(new RetryableError("bad-json", `response is not JSON: ${text.slice(0, 200)}`));
@@ -312,7 +423,7 @@ export class OpenAIClient {
       req.on("error", (err: NodeJS.ErrnoException) =>
         fail(new RetryableError("connection", `${err.code ?? ""} ${err.message}`.trim())),
       );
-      req.end(payload);
+      req.end(payload ?? undefined);
     });
   }
 }
@@ -365,5 +476,81 @@ function parseResponse(
     choices,
     promptTokens: obj.usage?.prompt_tokens ?? null,
     completionTokens: obj.usage?.completion_tokens ?? null,
+  };
+}
+
+/** `token_id:123` (vLLM's `return_tokens_as_token_ids`) → 123. */
+function tokenIdOf(token: unknown): number | null {
+  if (typeof token !== "string" || !token.startsWith("token_id:")) return null;
+  const id = Number(token.slice("token_id:".length));
+  return Number.isInteger(id) ? id : null;
+}
+
+/** vLLM's `prompt_logprobs`: per position null or {"<id>": {logprob, …}, …}; the prompt's own id is the one. */
+function promptLogprobsOf(raw: unknown, promptIds: number[] | null): (number | null)[] | null {
+  if (!Array.isArray(raw)) return null;
+  return raw.map((entry, t) => {
+    if (!entry || typeof entry !== "object") return null;
+    const byId = entry as Record<string, { logprob?: number }>;
+    const own = promptIds ? byId[String(promptIds[t])] : undefined;
+    const first = own ?? Object.values(byId)[0];
+    return typeof first?.logprob === "number" ? first.logprob : null;
+  });
+}
+
+function parseTokenResponse(
+  json: unknown,
+  where: string,
+): Omit<OpenAITokenCompletion, "attempts" | "endpoint" | "latencyMs"> {
+  const obj = json as {
+    choices?: {
+      index?: number;
+      text?: string;
+      token_ids?: number[] | null;
+      prompt_token_ids?: number[] | null;
+      prompt_logprobs?: unknown;
+      finish_reason?: string | null;
+      logprobs?: { tokens?: unknown[]; token_logprobs?: (number | null)[] } | null;
+    }[];
+    prompt_token_ids?: number[] | null;
+    prompt_logprobs?: unknown;
+  };
+  if (!obj || !Array.isArray(obj.choices)) {
+    throw new RetryableError("bad-json", `response from ${where} has no "choices" array`);
+  }
+  const first = obj.choices[0];
+  const promptTokenIds = first?.prompt_token_ids ?? obj.prompt_token_ids ?? null;
+  const choices = obj.choices.map((c, i): OpenAITokenChoice => {
+    const fromLogprobs = c.logprobs?.tokens?.map(tokenIdOf) ?? [];
+    const tokenIds =
+      c.token_ids ?? (fromLogprobs.every((t) => t !== null) ? (fromLogprobs as number[]) : null);
+    const logprobs = c.logprobs?.token_logprobs;
+    if (!tokenIds || !Array.isArray(logprobs)) {
+      throw new KlearError(
+        "SERVER_NO_TOKEN_IDS",
+        `${where} returned no sampled token ids or log-probs (choice ${i})`,
+        "use a server that honours return_token_ids / return_tokens_as_token_ids and logprobs (vLLM ≥ 0.10.2), or rollout.backend local",
+      );
+    }
+    if (logprobs.length !== tokenIds.length || logprobs.some((l) => typeof l !== "number")) {
+      throw new KlearError(
+        "SERVER_BAD_LOGPROBS",
+        `${where}: choice ${i} has ${tokenIds.length} tokens but ${logprobs.length} log-probs`,
+        "check the server version; klear needs one log-prob per sampled token",
+      );
+    }
+    return {
+      index: c.index ?? i,
+      tokenIds,
+      logprobs: logprobs as number[],
+      finishReason: c.finish_reason ?? null,
+      text: c.text ?? "",
+    };
+  });
+  choices.sort((a, b) => a.index - b.index);
+  return {
+    choices,
+    promptTokenIds,
+    promptLogprobs: promptLogprobsOf(first?.prompt_logprobs ?? obj.prompt_logprobs, promptTokenIds),
   };
 }
