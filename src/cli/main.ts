@@ -2,68 +2,54 @@
 import { KlearError } from "../util/errors.js";
 
 /**
- * The CLI is a thin dispatcher: each command lives in its own module under ./commands and exports
- * `run(argv): Promise<number>` (the exit code) and `summary` (one line for the help text).
- * Modules load lazily so `klear verify math` never pays for the engine.
+ * The CLI is a thin dispatcher over one table: each command lives in its own module under ./commands and
+ * exports `run(argv): Promise<number>` (the exit code) and `summary` (one line for the help text).
+ * Adding a command is one entry here; `klear --help` and the unknown-command hint are generated from the
+ * table, and each entry is a static import, so the typecheck fails on an entry whose module does not
+ * exist: the CLI can never advertise a command it lacks. Modules load lazily so `klear verify math`
+ * never pays for the engine.
  */
-const COMMANDS: Record<string, string> = {
-  demo: "./commands/demo.js",
-  "verify math": "./commands/verify-math.js",
-  "verify code": "./commands/verify-code.js",
-  eval: "./commands/eval.js",
-  data: "./commands/data.js",
-  sft: "./commands/sft.js",
-  rl: "./commands/rl.js",
-  report: "./commands/report.js",
+export interface CommandModule {
+  run(argv: string[]): Promise<number>;
+  summary: string;
+}
+
+export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  demo: () => import("./commands/demo.js"),
+  rl: () => import("./commands/rl.js"),
+  eval: () => import("./commands/eval.js"),
+  data: () => import("./commands/data.js"),
+  report: () => import("./commands/report.js"),
+  "verify math": () => import("./commands/verify-math.js"),
+  "verify code": () => import("./commands/verify-code.js"),
 };
 
-interface CommandModule {
-  run(argv: string[]): Promise<number>;
-  summary?: string;
-}
-
-async function load(path: string): Promise<CommandModule | null> {
-  try {
-    return (await import(path)) as CommandModule;
-  } catch (e) {
-    if (
-      (e as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" &&
-      String((e as Error).message).includes(path.slice(2, -3))
-    ) {
-      return null;
-    }
-    throw e;
-  }
-}
-
-async function help(): Promise<void> {
+/** The help text: every command in the table with its one-line summary. */
+export async function helpText(): Promise<string> {
   const lines = [
     "usage: klear <command> [options]   (klear <command> --help for its options)",
     "",
     "commands:",
   ];
-  for (const [name, path] of Object.entries(COMMANDS)) {
-    const mod = await load(path);
-    if (mod) lines.push(`  ${name.padEnd(14)} ${mod.summary ?? ""}`);
-  }
-  console.log(lines.join("\n"));
+  for (const [name, load] of Object.entries(COMMANDS))
+    lines.push(`  ${name.padEnd(14)} ${(await load()).summary}`);
+  return lines.join("\n");
 }
 
 export async function main(argv: string[]): Promise<number> {
   if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
-    await help();
+    console.log(await helpText());
     return 0;
   }
   const two = `${argv[0]} ${argv[1] ?? ""}`;
   const [name, rest] = two in COMMANDS ? [two, argv.slice(2)] : [argv[0], argv.slice(1)];
-  const path = COMMANDS[name];
-  const mod = path ? await load(path) : null;
-  if (!mod) {
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!load) {
     const valid = Object.keys(COMMANDS).join(", ");
     console.error(`klear: unknown command "${argv.slice(0, 2).join(" ")}"\n  fix: use one of: ${valid}`);
     return 2;
   }
-  return mod.run(rest);
+  return (await load()).run(rest);
 }
 
 const isEntry = process.argv[1] && import.meta.url.endsWith(process.argv[1].split("/").pop() ?? "\0");

@@ -2,7 +2,12 @@ import type { Backend } from "../engine/index.js";
 import { type LoadedModel, loadModel } from "../model/index.js";
 import { generate } from "../rollout/index.js";
 import type { EvalGenerator, EvalGenRequest, EvalGenResult, EvalSamplingParams } from "./generator.js";
-import { type ChatTemplate, type EvalChatTemplateOptions, evalChatTemplateFor } from "./prompts.js";
+import {
+  type ChatTemplate,
+  type EvalChatMessage,
+  type EvalChatTemplateOptions,
+  evalChatTemplateFor,
+} from "./prompts.js";
 
 /**
  * The local engine (src/model + src/rollout) as an EvalGenerator, for small checkpoints on this
@@ -15,7 +20,7 @@ export class LocalEngineGenerator implements EvalGenerator {
 
   private constructor(
     private readonly loaded: LoadedModel,
-    dir: string,
+    private readonly dir: string,
     chat: EvalChatTemplateOptions,
   ) {
     this.description = `local engine: ${dir}`;
@@ -32,6 +37,19 @@ export class LocalEngineGenerator implements EvalGenerator {
   ): Promise<LocalEngineGenerator> {
     const { enableThinking, ...modelOpts } = opts;
     return new LocalEngineGenerator(await loadModel(dir, modelOpts), dir, { enableThinking });
+  }
+
+  /** The model's context length (positions) and where it was read from. */
+  get context(): { positions: number; dir: string } {
+    return { positions: this.loaded.config.maxPositionEmbeddings, dir: this.dir };
+  }
+
+  /**
+   * The token length of each prompt as this generator renders it, so a caller can check once, before a
+   * run, that they fit the context (a prompt that fills it would fail every one of its requests).
+   */
+  promptTokens(prompts: readonly (readonly EvalChatMessage[])[]): number[] {
+    return prompts.map((m) => this.loaded.tokenizer.encode(this.chatTemplate.apply(m)).length);
   }
 
   async generate(

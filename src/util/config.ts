@@ -112,9 +112,19 @@ function objectShape(s: z.ZodType): Record<string, z.ZodType> | undefined {
   return (unwrapDefaults(s) as unknown as { shape?: Record<string, z.ZodType> }).shape;
 }
 
-/** Every field of an object schema with its default and meaning, one `--a.b=default  what` row each, for `--help`. */
-export function describeConfig(schema: z.ZodType, opts: { flagWidth?: number } = {}): string {
+/**
+ * Every field of an object schema with its default and meaning, one `--a.b=default  what` row each, for
+ * `--help`; a field that a short flag also sets (`aliases`) shows it, e.g. `--sampling.topP=0.95 (--top-p)`.
+ */
+export function describeConfig(
+  schema: z.ZodType,
+  opts: { flagWidth?: number; aliases?: readonly FlagAlias[] } = {},
+): string {
   const width = opts.flagWidth ?? 40;
+  const shortFlags = new Map<string, string[]>();
+  for (const a of opts.aliases ?? []) {
+    if (a.flag !== a.path) shortFlags.set(a.path, [...(shortFlags.get(a.path) ?? []), `--${a.flag}`]);
+  }
   const lines: string[] = [];
   const walk = (
     shape: Record<string, z.ZodType>,
@@ -129,9 +139,9 @@ export function describeConfig(schema: z.ZodType, opts: { flagWidth?: number } =
         lines.push(`${indent}${flag}: ${child.description ?? ""}`);
         walk(inner, (defaults[key] ?? {}) as Record<string, unknown>, `${flag}.`, indent);
       } else {
-        lines.push(
-          `${`${indent}--${flag}=${JSON.stringify(defaults[key])}`.padEnd(width)} ${child.description ?? ""}`,
-        );
+        const short = shortFlags.get(flag);
+        const shown = `${indent}--${flag}=${JSON.stringify(defaults[key])}${short ? ` (${short.join(", ")})` : ""}`;
+        lines.push(`${shown.padEnd(width)} ${child.description ?? ""}`);
       }
     }
   };
@@ -143,51 +153,148 @@ export function describeConfig(schema: z.ZodType, opts: { flagWidth?: number } =
 
 // ---- the command line of a config-driven run command ----------------------------------------------------
 
+/**
+ * A short flag that sets one config field, e.g. `--top-p 0.9` for `--sampling.topP=0.9`: the flags users
+ * already type keep working, while the config stays the one source of truth. Applied after the config
+ * file and before `--a.b=c` overrides.
+ */
+export interface FlagAlias {
+  /** The flag without its dashes, e.g. "top-p". */
+  flag: string;
+  /** The dotted config field it sets, e.g. "sampling.topP". */
+  path: string;
+  /**
+   * How the flag's text becomes the value: string, number, int; boolean (`--x` sets true), false (`--no-x`
+   * sets false); list (repeatable and comma-separated: an array of strings); ints (a comma list of integers).
+   */
+  kind: "string" | "number" | "int" | "boolean" | "false" | "list" | "ints";
+  /** Turns the flag's text into the value instead of `kind`'s rule (e.g. `--mix a=0.7,b=0.3`). */
+  parse?: (raw: string) => unknown;
+}
+
+export interface RunCommandOptions {
+  help: () => string;
+  extraStringFlags?: string[];
+  extraBooleanFlags?: string[];
+  topLevelFields?: string[];
+  /** Extra flags that, like --preset, only shape a new run (refused with --resume). */
+  configFlags?: string[];
+  /** Short flags that set config fields (see {@link FlagAlias}). */
+  aliases?: readonly FlagAlias[];
+  /** Whether the command takes positional arguments (input files); default no. */
+  positionals?: boolean;
+  /** Whether the command offers `--resume` (default true); eval resumes by rerunning, so it does not. */
+  resume?: boolean;
+}
+
 export interface RunCommandArgs {
   /** The flags parsed by `node:util` parseArgs (help, preset, config, out, resume, quiet and the extras). */
   values: Record<string, string | boolean | undefined>;
-  /** `--a.b=c` overrides. */
+  /** `--a.b=c` overrides, the values of alias flags first (as JSON), so a dotted override wins. */
   overrides: Record<string, string>;
+  /** Positional arguments, when the command takes them. */
+  positionals: string[];
+}
+
+function aliasValue(command: string, a: FlagAlias, raw: string | boolean | string[]): unknown {
+  if (a.kind === "boolean") return true;
+  if (a.kind === "false") return false;
+  if (a.kind === "list")
+    return (raw as string[])
+      .flatMap((v) => v.split(","))
+      .map((v) => v.trim())
+      .filter(Boolean);
+  const text = raw as string;
+  if (a.parse) return a.parse(text);
+  if (a.kind === "string") return text;
+  const parts = a.kind === "ints" ? text.split(",").map((v) => v.trim()) : [text];
+  const nums = parts.map(Number);
+  const int = a.kind !== "number";
+  if (nums.some((x) => !Number.isFinite(x) || (int && !Number.isInteger(x)))) {
+    throw new ConfigError(
+      `klear ${command}: --${a.flag} "${text}" is not ${a.kind === "ints" ? "a comma list of integers" : int ? "an integer" : "a number"}`,
+      `pass --${a.flag} with ${a.kind === "ints" ? "integers, e.g. 1,4,16" : "a number"} (or set --${a.path}=VALUE)`,
+    );
+  }
+  return a.kind === "ints" ? nums : nums[0];
+}
+
+function aliasOptions(aliases: readonly FlagAlias[]) {
+  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
+  for (const a of aliases) {
+    options[a.flag] =
+      a.kind === "boolean" || a.kind === "false"
+        ? { type: "boolean" }
+        : a.kind === "list"
+          ? { type: "string", multiple: true }
+          : { type: "string" };
+  }
+  return options;
+}
+
+/** Every flag a config-driven command accepts, dashes included (for checks that hints name real flags). */
+export function acceptedFlags(schema: z.ZodType, opts: Omit<RunCommandOptions, "help">): Set<string> {
+  const flags = new Set(["--config", "--preset", "--out", "--quiet", "--help", "-h"]);
+  if (opts.resume !== false) flags.add("--resume");
+  for (const f of [...(opts.extraStringFlags ?? []), ...(opts.extraBooleanFlags ?? [])]) flags.add(`--${f}`);
+  for (const f of opts.topLevelFields ?? []) flags.add(`--${f}`);
+  for (const a of opts.aliases ?? []) flags.add(`--${a.flag}`);
+  const walk = (shape: Record<string, z.ZodType>, prefix: string) => {
+    for (const [key, child] of Object.entries(shape)) {
+      const inner = objectShape(child);
+      if (inner) walk(inner, `${prefix}${key}.`);
+      else if (prefix) flags.add(`--${prefix}${key}`);
+    }
+  };
+  const shape = objectShape(schema);
+  if (shape) walk(shape, "");
+  return flags;
 }
 
 /**
  * Parses `klear <command>` arguments: `--preset`, `--config`, `--out`, `--resume`, `--quiet`, `--help`,
- * any `extraStringFlags`, and `--a.b=c` overrides (plus the undotted `topLevelFields`, e.g. `--steps=N`).
- * Returns null after printing `help()` for `--help`. `--resume` needs `--out` and refuses anything that
- * would change the run's saved config (the layers and `configFlags`), since it would be ignored.
+ * any `extraStringFlags` / `extraBooleanFlags`, the `aliases`, and `--a.b=c` overrides (plus the undotted
+ * `topLevelFields`, e.g. `--steps=N`). Returns null after printing `help()` for `--help`. `--resume`
+ * needs `--out` and refuses anything that would change the run's saved config (the layers and
+ * `configFlags`), since it would be ignored.
  */
 export function parseRunCommandArgs(
   command: string,
   argv: string[],
-  opts: {
-    help: () => string;
-    extraStringFlags?: string[];
-    topLevelFields?: string[];
-    /** Extra flags that, like --preset, only shape a new run (refused with --resume). */
-    configFlags?: string[];
-  },
+  opts: RunCommandOptions,
 ): RunCommandArgs | null {
   const split = splitOverrides(argv);
-  const overrides = split.overrides;
+  const dotted = split.overrides;
   const rest: string[] = [];
   const topLevel = new Set(opts.topLevelFields ?? []);
   for (const a of split.rest) {
     const m = /^--(\w+)=(.*)$/s.exec(a);
-    if (m && topLevel.has(m[1])) overrides[m[1]] = m[2];
+    if (m && topLevel.has(m[1])) dotted[m[1]] = m[2];
     else rest.push(a);
   }
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+  const aliases = opts.aliases ?? [];
+  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {
+    ...aliasOptions(aliases),
     preset: { type: "string" },
     config: { type: "string" },
     out: { type: "string" },
-    resume: { type: "boolean" },
     quiet: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   };
+  if (opts.resume !== false) options.resume = { type: "boolean" };
   for (const f of opts.extraStringFlags ?? []) options[f] = { type: "string" };
+  for (const f of opts.extraBooleanFlags ?? []) options[f] = { type: "boolean" };
   let values: RunCommandArgs["values"];
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({ args: rest, options, strict: true, allowPositionals: false }));
+    const parsed = parseArgs({
+      args: rest,
+      options,
+      strict: true,
+      allowPositionals: opts.positionals === true,
+    });
+    values = parsed.values as RunCommandArgs["values"];
+    positionals = parsed.positionals;
   } catch (e) {
     throw new ConfigError(`klear ${command}: ${(e as Error).message}`, `see \`klear ${command} --help\``);
   }
@@ -195,6 +302,23 @@ export function parseRunCommandArgs(
     console.log(opts.help());
     return null;
   }
+  const overrides: Record<string, string> = {};
+  const setBy = new Map<string, string>();
+  for (const a of aliases) {
+    const raw = (values as Record<string, string | boolean | string[] | undefined>)[a.flag];
+    if (raw === undefined) continue;
+    const value = JSON.stringify(aliasValue(command, a, raw));
+    const earlier = setBy.get(a.path);
+    if (earlier !== undefined && overrides[a.path] !== value) {
+      throw new ConfigError(
+        `klear ${command}: --${earlier} and --${a.flag} contradict each other`,
+        "pass at most one of them",
+      );
+    }
+    setBy.set(a.path, a.flag);
+    overrides[a.path] = value;
+  }
+  Object.assign(overrides, dotted);
   if (values.resume) {
     if (!values.out) {
       throw new ConfigError(
@@ -211,7 +335,7 @@ export function parseRunCommandArgs(
       );
     }
   }
-  return { values, overrides };
+  return { values, overrides, positionals };
 }
 
 /** The default run directory of a command: runs/<command>-<UTC timestamp>. */

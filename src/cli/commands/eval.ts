@@ -1,5 +1,15 @@
-import { parseArgs } from "node:util";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import {
+  describeEvalConfig,
+  EVAL_FLAG_ALIASES,
+  EVAL_PRESET_NAMES,
+  type EvalConfig,
+  EvalConfigSchema,
+  resolveEvalConfig,
+} from "../../eval/config.js";
+import {
+  buildMessages,
   createDefaultScorer,
   type EvalGenerator,
   type EvalSamplingParams,
@@ -14,224 +24,228 @@ import {
   OpenAIGenerator,
 } from "../../eval/index.js";
 import { SandboxFusionClient } from "../../rewards/code/index.js";
+import { atomicWriteJsonSync } from "../../util/atomic.js";
+import { acceptedFlags, parseRunCommandArgs, type RunCommandOptions } from "../../util/config.js";
 import { ConfigError } from "../../util/errors.js";
 
 export const summary =
   "evaluate a model on AIME/HMMT/MATH-500/LiveCodeBench (resumable; results.json + report.html)";
 
-const HELP = `usage: klear eval --bench NAME[,NAME…] --out DIR (--endpoint URL --model NAME | --model-dir DIR | --responses FILE.jsonl) [options]
+const USAGE = `usage: klear eval --bench NAME[,NAME…] --out DIR (--model-dir DIR | --endpoint URL --model NAME | --responses FILE.jsonl)
+                  [--preset NAME] [--config FILE.json] [--a.b=VALUE ...] [--quiet]
+       klear eval --bench NAME --fetch-only      download the benchmark into the hub cache and stop
 
-benchmarks: aime24, aime25, hmmt_feb_2025, math500, amc23, gsm8k, livecodebench, livecodebench_v5, livecodebench_v6
-  --data PATH             a benchmark file, or a folder holding it (else: the Hugging Face hub, cached)
-  --cache-dir DIR         hub cache (default $KLEAR_CACHE/hub or ~/.cache/klear/hub; HF_ENDPOINT, HF_TOKEN honoured)
-  --limit N               only the first N problems of each benchmark
+Generates the missing samples, scores each as it arrives and writes DIR/results.sqlite (resumable),
+DIR/results.json, DIR/report.html and DIR/config.json (the resolved config: \`klear eval --config
+DIR/config.json --out DIR\` reruns it). Rerun the same command after an interruption: finished samples
+are never asked for again.
 
-generation, local engine (small checkpoints on this machine):
-  --model-dir DIR         an HF-style Qwen3 checkpoint folder (config.json, safetensors, tokenizer)
-  --enable-thinking, --no-enable-thinking
-                          Qwen3's thinking switch in the chat template klear renders (--model-dir, or
-                          --api completions --chat-template); default: the template's own (thinking on)
+benchmarks: aime24, aime25, hmmt_feb_2025, math500, amc23, gsm8k, livecodebench, livecodebench_v5,
+livecodebench_v6 (aliases: lcb_v5, lcb_v6, …)
 
-generation (OpenAI-compatible server: vLLM, SGLang, …):
-  --endpoint URL          server base URL; repeat or comma-separate to load-balance over several
-  --model NAME            model name the server serves
-  --api chat|completions  chat (server applies the chat template, default) or completions (needs --chat-template)
-  --chat-template DIR     model folder whose chat template renders prompts (with --api completions)
-  --api-key KEY           default $OPENAI_API_KEY
-  --n K                   samples per problem (default: 64 AIME/HMMT, 8 LiveCodeBench, …)
-  --temperature T         default 0.6
-  --top-p P               default 0.95
-  --top-k K               default off
-  --max-tokens M          default 32768
-  --repetition-penalty R  default off
-  --seed S                run seed (per-sample seeds derive from it; default 0)
-  --prompt r1|raw|TEMPLATE  math prompt: DeepSeek-R1 style (default), the bare problem, or text with {problem}
-  --concurrency C         requests in flight (default 64)
-  --timeout SECONDS       per-request timeout (default 3600)
-  --max-retries R         retries on 429/5xx/timeouts/dropped connections (default 8)
+generation, one of:
+  --model-dir DIR         an HF-style Qwen3 checkpoint folder, run by the local engine (a folder given to
+                          --model without --endpoint is taken as one too)
+  --endpoint URL --model NAME
+                          an OpenAI-compatible server (vLLM, SGLang, …); repeat or comma-separate --endpoint
+                          to load-balance; --api completions --chat-template DIR renders prompts here
+  --responses FILE.jsonl  score responses you already have (rows: {id|problem, response|responses} or
+                          Klear's inference output {meta, messages}); needs exactly one --bench
 
-offline scoring:
-  --responses FILE.jsonl  score responses you already have (rows: {id|problem, response|responses} or Klear's
-                          inference output {meta, messages}); needs exactly one --bench
-
-scoring and output:
-  --out DIR               run folder: results.sqlite (resumable), results.json, report.html
-  --ks 1,4,16             pass@k / maj@k values (default powers of two up to n)
-  --bootstrap B           bootstrap resamples for the 95% CIs (default 1000)
-  --code-timeout MS       per-test limit for code (default 6000)
-  --score-concurrency C   responses scored at once (default 8)
-  --sandbox-url URL       run code on a SandboxFusion server instead of the local bubblewrap sandbox
-  --unsafe-no-sandbox     run generated code WITHOUT isolation (trusted code only)
+other options:
+  --preset NAME           starting config: ${EVAL_PRESET_NAMES.join(", ")} (default paper)
+  --config FILE.json      fields to change, layered over the preset (e.g. a run's DIR/config.json)
+  --a.b=VALUE             change one field (e.g. --sampling.temperature=1), layered last
+  --api-key KEY           server API key (default $OPENAI_API_KEY; never written to config.json)
+  --fetch-only            download the benchmarks into the hub cache, then stop (on a machine with network)
   --quiet                 no progress bar
 
-Rerun the same command after an interruption: finished samples are never asked for again.`;
+config fields (default = paper; the short flag that sets a field is shown beside it):
+`;
 
-function num(name: string, v: string | undefined, int = false): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isFinite(x) || (int && !Number.isInteger(x))) {
-    throw new ConfigError(
-      `--${name} "${v}" is not ${int ? "an integer" : "a number"}`,
-      `pass --${name} with a number`,
-    );
-  }
-  return x;
+/** The command line of `klear eval`: its config fields, their short flags and the extra flags. */
+export const COMMAND_LINE: Omit<RunCommandOptions, "help"> = {
+  aliases: EVAL_FLAG_ALIASES,
+  extraStringFlags: ["api-key"],
+  extraBooleanFlags: ["fetch-only"],
+  resume: false,
+};
+
+/** Every flag `klear eval` accepts (a fix hint may name only these). */
+export function flags(): Set<string> {
+  return acceptedFlags(EvalConfigSchema, COMMAND_LINE);
 }
 
-function thinkingSwitch(on: boolean | undefined, off: boolean | undefined): boolean | undefined {
-  if (on && off) {
+/** An argument as the shell needs it typed. */
+function shellWord(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The user's command with `--model X` turned into `--model-dir X`. */
+function withModelDir(argv: readonly string[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--model") out.push("--model-dir");
+    else if (argv[i].startsWith("--model=")) out.push(`--model-dir=${argv[i].slice(8)}`);
+    else out.push(argv[i]);
+  }
+  return `klear eval ${out.map(shellWord).join(" ")}`;
+}
+
+function isModelFolder(path: string): boolean {
+  return existsSync(path) && statSync(path).isDirectory();
+}
+
+/**
+ * What generates the responses. A `--model` that names a folder on disk and no server is a local
+ * checkpoint (vLLM's own `--model` takes a path too); a name that is no folder and no server is an error
+ * that shows the `--model-dir` form of the user's command.
+ */
+function resolveGeneration(config: EvalConfig, argv: readonly string[], quiet: boolean): EvalConfig {
+  const g = config.generation;
+  if (g.responses || g.modelDir || g.endpoints.length > 0) return config;
+  if (g.model && isModelFolder(g.model)) {
+    if (!quiet)
+      console.error(`klear eval: --model ${g.model} is a folder here: running it with the local engine`);
+    return { ...config, generation: { ...g, modelDir: g.model, model: "" } };
+  }
+  if (g.model) {
     throw new ConfigError(
-      "--enable-thinking and --no-enable-thinking contradict each other",
-      "pass at most one of them",
+      `nothing to generate with: --model ${g.model} names a model on a server, and no --endpoint was given (and ${g.model} is no folder here)`,
+      `for a local checkpoint folder pass --model-dir: ${withModelDir(argv)}; for a server add --endpoint URL`,
     );
   }
-  return on ? true : off ? false : undefined;
+  throw new ConfigError(
+    "nothing to generate with",
+    "pass --model-dir DIR (the local engine), --endpoint URL --model NAME (a server) or --responses FILE.jsonl",
+  );
+}
+
+/** Stops before the run when a prompt leaves no room in the local model's context (each request would fail). */
+function checkPromptsFit(
+  generator: LocalEngineGenerator,
+  benches: LoadedBenchmark[],
+  template: string,
+): void {
+  const { positions, dir } = generator.context;
+  for (const b of benches) {
+    const lengths = generator.promptTokens(b.problems.map((p) => buildMessages(p, template)));
+    const tooLong = lengths.filter((n) => n >= positions).length;
+    if (tooLong === 0) continue;
+    const longest = Math.max(...lengths);
+    let raw = "";
+    if (b.spec.kind === "math" && template !== "raw") {
+      const rawLongest = Math.max(...generator.promptTokens(b.problems.map((p) => buildMessages(p, "raw"))));
+      if (rawLongest < positions) raw = `, or --prompt raw (the bare problem: at most ${rawLongest} tokens)`;
+    }
+    throw new ConfigError(
+      `${b.spec.name}: ${tooLong} of ${lengths.length} prompts do not fit the model's context: the longest is ${longest} tokens, and ${dir} has a ${positions}-token context (max_position_embeddings), which must also hold the response`,
+      `use a checkpoint whose context is above ${longest} tokens (max_position_embeddings in ${join(dir, "config.json")})${raw}`,
+    );
+  }
+}
+
+function samplingOf(c: EvalConfig): Partial<EvalSamplingParams> {
+  const s = c.sampling;
+  const sampling: Partial<EvalSamplingParams> = {
+    temperature: s.temperature,
+    topP: s.topP,
+    maxTokens: s.maxTokens,
+  };
+  if (s.topK !== null) sampling.topK = s.topK;
+  if (s.repetitionPenalty !== null) sampling.repetitionPenalty = s.repetitionPenalty;
+  return sampling;
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    allowPositionals: false,
-    options: {
-      bench: { type: "string" },
-      data: { type: "string" },
-      "cache-dir": { type: "string" },
-      limit: { type: "string" },
-      endpoint: { type: "string", multiple: true },
-      model: { type: "string" },
-      "model-dir": { type: "string" },
-      api: { type: "string" },
-      "chat-template": { type: "string" },
-      "enable-thinking": { type: "boolean" },
-      "no-enable-thinking": { type: "boolean" },
-      "api-key": { type: "string" },
-      n: { type: "string" },
-      temperature: { type: "string" },
-      "top-p": { type: "string" },
-      "top-k": { type: "string" },
-      "max-tokens": { type: "string" },
-      "repetition-penalty": { type: "string" },
-      seed: { type: "string" },
-      prompt: { type: "string" },
-      concurrency: { type: "string" },
-      timeout: { type: "string" },
-      "max-retries": { type: "string" },
-      responses: { type: "string" },
-      out: { type: "string" },
-      ks: { type: "string" },
-      bootstrap: { type: "string" },
-      "code-timeout": { type: "string" },
-      "score-concurrency": { type: "string" },
-      quiet: { type: "boolean" },
-      "sandbox-url": { type: "string" },
-      "unsafe-no-sandbox": { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
+  const args = parseRunCommandArgs("eval", argv, {
+    ...COMMAND_LINE,
+    help: () => USAGE + describeEvalConfig(),
   });
-  if (values.help) {
-    console.log(HELP);
+  if (!args) return 0;
+  const { values } = args;
+  const quiet = values.quiet === true;
+  let config = resolveEvalConfig({
+    preset: values.preset as string | undefined,
+    configFile: values.config as string | undefined,
+    overrides: args.overrides,
+  });
+  if (config.bench.length === 0) {
+    throw new ConfigError("--bench is required", "e.g. --bench aime24,aime25 (see klear eval --help)");
+  }
+  for (const name of config.bench) getBenchmark(name);
+  const loadOpts = {
+    data: config.data.path || undefined,
+    limit: config.data.limit || undefined,
+    hub: { cacheDir: config.data.cacheDir || undefined },
+  };
+  if (values["fetch-only"]) {
+    for (const name of config.bench) {
+      const b = await loadBenchmark(name, loadOpts);
+      console.log(`${b.spec.name}: ${b.problems.length} problems from ${b.source.join(", ")}`);
+    }
     return 0;
   }
-  if (!values.bench)
-    throw new ConfigError("--bench is required", "e.g. --bench aime24,aime25 (see klear eval --help)");
-  if (!values.out) throw new ConfigError("--out is required", "give a run folder, e.g. --out runs/eval-aime");
-  const names = values.bench
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const name of names) getBenchmark(name);
-  const endpoints = (values.endpoint ?? [])
-    .flatMap((e) => e.split(","))
-    .map((e) => e.trim())
-    .filter(Boolean);
-  if (values.responses && names.length !== 1) {
+  const out = values.out as string | undefined;
+  if (!out) throw new ConfigError("--out is required", "give a run folder, e.g. --out runs/eval-aime");
+  if (config.generation.responses && config.bench.length !== 1) {
     throw new ConfigError("--responses scores one benchmark", "pass exactly one --bench with --responses");
   }
-  if (!values.responses && !endpoints.length && !values["model-dir"]) {
-    throw new ConfigError(
-      "nothing to generate with",
-      "pass --endpoint URL --model NAME (a server), --model-dir DIR (the local engine) or --responses FILE.jsonl",
-    );
-  }
-  if (values["model-dir"] && (endpoints.length || values.responses)) {
-    throw new ConfigError(
-      "--model-dir runs the local engine",
-      "pass only one of --model-dir, --endpoint, --responses",
-    );
-  }
+  config = resolveGeneration(config, argv, quiet);
+  const g = config.generation;
 
-  const enableThinking = thinkingSwitch(values["enable-thinking"], values["no-enable-thinking"]);
-  if (
-    enableThinking !== undefined &&
-    !values["model-dir"] &&
-    !(values.api === "completions" && values["chat-template"])
-  ) {
+  const enableThinking = g.enableThinking ?? undefined;
+  if (enableThinking !== undefined && !g.modelDir && !(g.api === "completions" && g.chatTemplate)) {
     throw new ConfigError(
       `--${enableThinking ? "" : "no-"}enable-thinking switches the chat template klear renders, and this run renders none`,
       "use it with --model-dir DIR or --api completions --chat-template DIR (with --api chat the server applies its own template)",
     );
   }
 
-  const limit = num("limit", values.limit, true);
   const benches: LoadedBenchmark[] = [];
-  for (const name of names) {
-    benches.push(
-      await loadBenchmark(name, { data: values.data, limit, hub: { cacheDir: values["cache-dir"] } }),
-    );
-  }
+  for (const name of config.bench) benches.push(await loadBenchmark(name, loadOpts));
 
-  const sampling: Partial<EvalSamplingParams> = {};
-  const t = num("temperature", values.temperature);
-  if (t !== undefined) sampling.temperature = t;
-  const p = num("top-p", values["top-p"]);
-  if (p !== undefined) sampling.topP = p;
-  const k = num("top-k", values["top-k"], true);
-  if (k !== undefined) sampling.topK = k;
-  const m = num("max-tokens", values["max-tokens"], true);
-  if (m !== undefined) sampling.maxTokens = m;
-  const rp = num("repetition-penalty", values["repetition-penalty"]);
-  if (rp !== undefined) sampling.repetitionPenalty = rp;
-
-  let n = num("n", values.n, true);
+  let n = config.sampling.n ?? undefined;
   let generator: EvalGenerator | undefined;
-  let model = values.model ?? "unknown";
-  if (values.responses) {
-    const imported = await importResponses(values.responses, benches[0], values.out);
-    if (!values.quiet) {
+  let model = g.model || "unknown";
+  if (g.responses) {
+    const imported = await importResponses(g.responses, benches[0], out);
+    if (!quiet) {
       console.error(
-        `klear eval: loaded ${imported.samples} new responses from ${values.responses}` +
+        `klear eval: loaded ${imported.samples} new responses from ${g.responses}` +
           (imported.unmatched
-            ? ` (${imported.unmatched} rows matched no ${names[0]} problem and were skipped)`
+            ? ` (${imported.unmatched} rows matched no ${benches[0].spec.name} problem and were skipped)`
             : ""),
       );
     }
     n ??= Math.max(1, imported.maxPerProblem);
-    if (!values.model) model = `responses:${values.responses}`;
-  } else if (values["model-dir"]) {
-    generator = await LocalEngineGenerator.load(values["model-dir"], { enableThinking });
-    model = values.model ?? values["model-dir"];
+    if (!g.model) model = `responses:${g.responses}`;
+  } else if (g.modelDir) {
+    const local = await LocalEngineGenerator.load(g.modelDir, { enableThinking });
+    checkPromptsFit(local, benches, config.sampling.prompt);
+    generator = local;
+    model = g.model || g.modelDir;
   } else {
-    if (!values.model)
+    if (!g.model)
       throw new ConfigError("--model is required with --endpoint", "pass the served model's name");
-    const api = values.api === "completions" ? "completions" : values.api === undefined ? "chat" : values.api;
-    const chatTemplate = values["chat-template"]
-      ? await loadEvalChatTemplate(values["chat-template"], { enableThinking })
+    const chatTemplate = g.chatTemplate
+      ? await loadEvalChatTemplate(g.chatTemplate, { enableThinking })
       : undefined;
-    if (api === "completions" && !chatTemplate) {
+    if (g.api === "completions" && !chatTemplate) {
       throw new ConfigError(
         "--api completions sends raw prompts, so it needs the model's chat template",
         "pass --chat-template MODEL_DIR (or tokenizer_config.json), or use --api chat",
       );
     }
     generator = new OpenAIGenerator({
-      endpoints,
+      endpoints: g.endpoints,
       model,
-      api: api as "chat" | "completions",
+      api: g.api,
       chatTemplate,
-      apiKey: values["api-key"] ?? process.env.OPENAI_API_KEY,
-      concurrency: num("concurrency", values.concurrency, true),
-      timeoutMs: (num("timeout", values.timeout) ?? 3600) * 1000,
-      maxRetries: num("max-retries", values["max-retries"], true),
+      apiKey: (values["api-key"] as string | undefined) ?? process.env.OPENAI_API_KEY,
+      concurrency: g.concurrency,
+      timeoutMs: g.timeoutSeconds * 1000,
+      maxRetries: g.maxRetries,
     });
   }
 
@@ -239,11 +253,15 @@ export async function run(argv: string[]): Promise<number> {
   // switch joins it there: thinking and non-thinking samples never mix in one run folder.
   if (enableThinking !== undefined && generator) model = `${model} [enable_thinking=${enableThinking}]`;
 
+  const configPath = join(out, "config.json");
+  // Written first for a new run folder (so an interrupted run keeps it) and again at the end, so it always
+  // describes the run whose figures are in results.json.
+  if (!existsSync(configPath)) atomicWriteJsonSync(configPath, config);
   const scorer = createDefaultScorer({
-    codeTimeoutMs: num("code-timeout", values["code-timeout"], true),
-    sandbox: values["sandbox-url"]
-      ? new SandboxFusionClient({ url: values["sandbox-url"] })
-      : values["unsafe-no-sandbox"]
+    codeTimeoutMs: config.scoring.codeTimeoutMs,
+    sandbox: config.scoring.sandboxUrl
+      ? new SandboxFusionClient({ url: config.scoring.sandboxUrl })
+      : config.scoring.unsafeNoSandbox
         ? "unsafe-none"
         : "bwrap",
   });
@@ -252,20 +270,21 @@ export async function run(argv: string[]): Promise<number> {
       benchmarks: benches,
       generator,
       scorer,
-      outDir: values.out,
+      outDir: out,
       n,
-      sampling,
-      promptTemplate: values.prompt,
-      seed: num("seed", values.seed, true),
+      sampling: samplingOf(config),
+      promptTemplate: config.sampling.prompt,
+      seed: config.sampling.seed,
       model,
-      ks: values.ks ? values.ks.split(",").map((s) => num("ks", s.trim(), true)!) : undefined,
-      bootstrap: num("bootstrap", values.bootstrap, true),
-      scoreConcurrency: num("score-concurrency", values["score-concurrency"], true),
-      progress: { silent: values.quiet },
+      ks: config.scoring.ks.length > 0 ? config.scoring.ks : undefined,
+      bootstrap: config.scoring.bootstrap,
+      scoreConcurrency: config.scoring.concurrency,
+      progress: { silent: quiet },
     });
+    atomicWriteJsonSync(configPath, config);
     console.log(formatResultsTable(outcome.results));
     console.log(
-      `\nresults: ${outcome.resultsPath}${outcome.reportPath ? `\nreport:  ${outcome.reportPath}` : ""}`,
+      `\nresults: ${outcome.resultsPath}${outcome.reportPath ? `\nreport:  ${outcome.reportPath}` : ""}\nconfig:  ${configPath}`,
     );
     for (const b of outcome.results.benchmarks) {
       const short = b.perProblem.filter((p) => p.n < b.n).length;
