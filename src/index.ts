@@ -13,6 +13,7 @@ export * from "./rewards/math/index.js";
 export * from "./rl/index.js";
 export * from "./rl/objectives/index.js";
 export * from "./rollout/index.js";
+export * from "./rows/index.js";
 export * from "./sft/index.js";
 export * from "./store/index.js";
 export * from "./tasks/index.js";

@@ -25,6 +25,7 @@ export {
   type ReadDataOptions,
   readDataRows,
   sha256File,
+  writeParquetFromJsonl,
 } from "./io.js";
 export {
   exactJaccard,
@@ -33,7 +34,7 @@ export {
   optimalLshParams,
   resolveMinHashOptions,
 } from "./minhash.js";
-export { encodeForParquet, ParquetShapeBuilder, parquetSchemaOf, writeParquetFromJsonl } from "./parquet.js";
+export { encodeForParquet, ParquetShapeBuilder, parquetSchemaOf } from "./parquet.js";
 export {
   type ConvertRunOptions,
   type DataManifest,

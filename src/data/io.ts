@@ -2,26 +2,12 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { KlearError } from "../util/errors.js";
+import { fileNotReadable, type MalformedRow, readRows } from "../rows/read.js";
+import { writeParquetFile } from "./parquet.js";
 
-/** Why a row was set aside; every malformed row is counted under one of these and reported. */
-export type MalformedReason =
-  | "bad-json"
-  | "not-object"
-  | "invalid-utf8"
-  | "missing-field"
-  | "empty-response"
-  | "bad-row";
+export type { MalformedReason, MalformedRow } from "../rows/read.js";
 
-export interface MalformedRow {
-  file: string;
-  /** 1-based line number in a jsonl file, or 1-based row number in a parquet file. */
-  line: number;
-  reason: MalformedReason;
-  detail: string;
-}
-
-/** One parsed row and where it came from. */
+/** One parsed row and where it came from (rows/'s `RowRecord`, with the row under `value`). */
 export interface DataRecord {
   value: Record<string, unknown>;
   file: string;
@@ -39,143 +25,23 @@ export interface ReadDataOptions {
 
 export type DataFormat = "jsonl" | "parquet";
 
-/** The on-disk format of a path, from its extension: `.parquet` is parquet, anything else jsonl. */
+/** The format a path is written in, from its extension: `.parquet` is parquet, anything else jsonl. */
 export function dataFormatOf(path: string): DataFormat {
   return path.toLowerCase().endsWith(".parquet") ? "parquet" : "jsonl";
 }
 
-async function openError(path: string, e: unknown): Promise<never> {
-  throw new KlearError(
-    "FILE_NOT_READABLE",
-    `cannot read ${path}: ${(e as Error).message}`,
-    "check the path and permissions",
-    { cause: e },
-  );
+function openError(path: string, e: unknown): never {
+  throw fileNotReadable(path, e);
 }
 
 /**
- * Streams rows from a jsonl or parquet file in constant memory (jsonl: one chunk; parquet: one row
- * group). Unlike util/jsonl's reader this works on bytes, so invalid UTF-8 is detected and reported
- * per line instead of being replaced by U+FFFD without a trace.
+ * Streams rows through rows/'s reader (jsonl, .jsonl.gz, parquet, shard folders) in constant memory.
+ * Malformed rows go to `onMalformed` (the pipeline counts and reports them), or are skipped.
  */
 export async function* readDataRows(path: string, opts: ReadDataOptions = {}): AsyncGenerator<DataRecord> {
-  if (dataFormatOf(path) === "parquet") yield* readParquetRows(path, opts);
-  else yield* readJsonlRows(path, opts);
-}
-
-const decoder = new TextDecoder("utf-8", { fatal: true });
-
-async function* readJsonlRows(path: string, opts: ReadDataOptions): AsyncGenerator<DataRecord> {
-  let fh: Awaited<ReturnType<typeof open>>;
-  try {
-    fh = await open(path, "r");
-  } catch (e) {
-    return openError(path, e);
-  }
-  const chunkSize = 1 << 20;
-  let buf = Buffer.allocUnsafe(chunkSize * 2);
-  let start = 0;
-  let end = 0;
-  let lineNo = 0;
-  let eof = false;
-  const handle = function* (lineBytes: Buffer): Generator<DataRecord> {
-    lineNo++;
-    let len = lineBytes.length;
-    if (len > 0 && lineBytes[len - 1] === 0x0d) len--;
-    if (len === 0) return;
-    let text: string;
-    try {
-      text = decoder.decode(lineBytes.subarray(0, len));
-    } catch {
-      opts.onMalformed?.({
-        file: path,
-        line: lineNo,
-        reason: "invalid-utf8",
-        detail: "the line is not valid UTF-8",
-      });
-      return;
-    }
-    if (text.trim() === "") return;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (e) {
-      opts.onMalformed?.({ file: path, line: lineNo, reason: "bad-json", detail: (e as Error).message });
-      return;
-    }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      opts.onMalformed?.({
-        file: path,
-        line: lineNo,
-        reason: "not-object",
-        detail: `expected a JSON object, got ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}`,
-      });
-      return;
-    }
-    yield { value: value as Record<string, unknown>, file: path, line: lineNo, raw: text };
-  };
-  try {
-    while (!eof) {
-      if (buf.length - end < chunkSize) {
-        // Compact, or grow when one line is longer than the buffer.
-        const pending = end - start;
-        const next = pending + chunkSize > buf.length ? Buffer.allocUnsafe((pending + chunkSize) * 2) : buf;
-        buf.copy(next, 0, start, end);
-        buf = next;
-        start = 0;
-        end = pending;
-      }
-      const { bytesRead } = await fh.read(buf, end, chunkSize, null);
-      if (bytesRead === 0) eof = true;
-      const scanFrom = end;
-      end += bytesRead;
-      opts.onBytes?.(bytesRead);
-      let nl = buf.indexOf(0x0a, scanFrom);
-      while (nl !== -1 && nl < end) {
-        yield* handle(buf.subarray(start, nl));
-        start = nl + 1;
-        nl = buf.indexOf(0x0a, start);
-      }
-    }
-    if (end > start) yield* handle(buf.subarray(start, end));
-  } finally {
-    await fh.close();
-  }
-}
-
-async function* readParquetRows(path: string, opts: ReadDataOptions): AsyncGenerator<DataRecord> {
-  const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } = await import(
-    "hyparquet"
-  );
-  let file: Awaited<ReturnType<typeof asyncBufferFromFile>>;
-  try {
-    file = await asyncBufferFromFile(path);
-  } catch (e) {
-    return openError(path, e);
-  }
-  let metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>;
-  try {
-    metadata = await parquetMetadataAsync(file);
-  } catch (e) {
-    throw new KlearError(
-      "PARQUET_INVALID",
-      `${path} is not a readable parquet file: ${(e as Error).message}`,
-      "check that the file is parquet (or rename it to .jsonl if it is JSON lines)",
-      { cause: e },
-    );
-  }
-  const { decodeFromParquet, jsonLeafPaths } = await import("./parquet.js");
-  const jsonPaths = jsonLeafPaths(parquetSchema(metadata));
-  let rowStart = 0;
-  for (const group of metadata.row_groups) {
-    const rowEnd = rowStart + Number(group.num_rows);
-    const rows = await parquetReadObjects({ file, metadata, rowStart, rowEnd });
-    opts.onBytes?.(Number(group.total_byte_size));
-    for (let i = 0; i < rows.length; i++) {
-      const value = decodeFromParquet(rows[i], jsonPaths) as Record<string, unknown>;
-      yield { value, file: path, line: rowStart + i + 1 };
-    }
-    rowStart = rowEnd;
+  const onMalformed = opts.onMalformed ?? (() => {});
+  for await (const r of readRows(path, { onMalformed, onBytes: opts.onBytes })) {
+    yield { value: r.row, file: r.file, line: r.line, raw: r.raw };
   }
 }
 
@@ -275,7 +141,6 @@ export async function openParquetWriter(
       closed = true;
       await spool.close();
       try {
-        const { writeParquetFromJsonl } = await import("./parquet.js");
         await writeParquetFromJsonl(spoolPath, path, opts);
       } finally {
         await rm(spoolPath, { force: true });
@@ -311,4 +176,16 @@ export async function atomicStreamFile(
     await rm(tmp, { force: true });
     throw e;
   }
+}
+
+/**
+ * Writes the rows of a jsonl file as parquet at `outPath` (atomically): one pass infers the shape,
+ * a second streams row groups, so memory is bounded by the row group size.
+ */
+export function writeParquetFromJsonl(
+  jsonlPath: string,
+  outPath: string,
+  opts: { rowGroupSize?: number } = {},
+): Promise<void> {
+  return atomicStreamFile(outPath, (tmp) => writeParquetFile(jsonlPath, tmp, outPath, opts));
 }

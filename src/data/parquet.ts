@@ -1,6 +1,6 @@
-import type { SchemaElement, SchemaTree } from "hyparquet";
+import type { SchemaElement } from "hyparquet";
+import { readRows } from "../rows/read.js";
 import { KlearError } from "../util/errors.js";
-import { atomicStreamFile, readDataRows } from "./io.js";
 
 /**
  * The shape klear infers for a JSON field so it can be written as native parquet (nested structs and
@@ -150,93 +150,44 @@ export function encodeForParquet(s: ParquetShape, v: unknown): unknown {
 }
 
 /**
- * Dotted paths (lists add `[]`) of the JSON-text leaves in a parquet schema, so a reader can parse
- * them back. Works on any file's schema, not only klear's.
+ * Writes the rows of a (valid) jsonl file as parquet at `path`, not atomically: data/io's
+ * `writeParquetFromJsonl` wraps it in a temporary sibling and a rename. One pass infers the shape, a
+ * second streams row groups, so memory is bounded by the row group size. `outName` names the output
+ * in errors.
  */
-export function jsonLeafPaths(tree: SchemaTree): Set<string> {
-  const out = new Set<string>();
-  const walk = (node: SchemaTree, path: string): void => {
-    if (node.children.length === 0) {
-      if (node.element.converted_type === "JSON") out.add(path);
-    } else if (isListLike(node)) {
-      walk(node.children[0].children[0], `${path}[]`);
-    } else {
-      for (const c of node.children) walk(c, path === "" ? c.element.name : `${path}.${c.element.name}`);
-    }
-  };
-  walk(tree, "");
-  return out;
-}
-
-function isListLike(node: SchemaTree): boolean {
-  if (node.element.converted_type !== "LIST" || node.children.length !== 1) return false;
-  const rep = node.children[0];
-  return rep.element.repetition_type === "REPEATED" && rep.children.length === 1;
-}
-
-/** Undoes the parquet encodings: JSON leaves parsed, INT64 back to numbers, nulls dropped. */
-export function decodeFromParquet(v: unknown, jsonPaths: ReadonlySet<string>, path = ""): unknown {
-  if (v === null || v === undefined) return undefined;
-  if (jsonPaths.has(path) && typeof v === "string") return JSON.parse(v);
-  if (typeof v === "bigint") return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
-  if (v instanceof Date) return v.toISOString();
-  if (v instanceof Uint8Array) return Buffer.from(v).toString("base64");
-  if (Array.isArray(v)) {
-    const p = `${path}[]`;
-    return v.map((x) => {
-      const y = decodeFromParquet(x, jsonPaths, p);
-      return y === undefined ? null : y;
-    });
-  }
-  if (typeof v === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-      const y = decodeFromParquet(x, jsonPaths, path === "" ? k : `${path}.${k}`);
-      if (y !== undefined) out[k] = y;
-    }
-    return out;
-  }
-  return v;
-}
-
-/**
- * Writes the rows of a jsonl file as parquet at `outPath` (atomically): one pass infers the shape,
- * a second streams row groups, so memory is bounded by the row group size.
- */
-export async function writeParquetFromJsonl(
+export async function writeParquetFile(
   jsonlPath: string,
-  outPath: string,
+  path: string,
+  outName: string,
   opts: { rowGroupSize?: number } = {},
 ): Promise<void> {
   const builder = new ParquetShapeBuilder();
-  for await (const r of readDataRows(jsonlPath)) builder.add(r.value);
+  for await (const r of readRows(jsonlPath)) builder.add(r.row);
   const shape = builder.build();
   if (shape.fields.size === 0) {
     throw new KlearError(
       "PARQUET_EMPTY",
-      `cannot write ${outPath}: no rows (or rows without fields) to write`,
+      `cannot write ${outName}: no rows (or rows without fields) to write`,
       "parquet needs at least one column; write .jsonl for empty outputs",
     );
   }
   const schema = parquetSchemaOf(shape);
   const { fileWriter, parquetWriteRows } = await import("hyparquet-writer");
   const fields = [...shape.fields];
-  await atomicStreamFile(outPath, async (tmp) => {
-    const writer = fileWriter(tmp);
-    async function* encoded() {
-      for await (const r of readDataRows(jsonlPath)) {
-        const out: Record<string, unknown> = {};
-        for (const [k, s] of fields) out[k] = encodeForParquet(s, r.value[k]);
-        yield out;
-      }
+  const writer = fileWriter(path);
+  async function* encoded() {
+    for await (const r of readRows(jsonlPath)) {
+      const out: Record<string, unknown> = {};
+      for (const [k, s] of fields) out[k] = encodeForParquet(s, r.row[k]);
+      yield out;
     }
-    await parquetWriteRows({
-      writer,
-      rows: encoded(),
-      columns: fields.map(([name]) => ({ name })),
-      schema: schema as Parameters<typeof parquetWriteRows>[0]["schema"],
-      rowGroupSize: opts.rowGroupSize ?? 10_000,
-    });
-    writer.finish();
+  }
+  await parquetWriteRows({
+    writer,
+    rows: encoded(),
+    columns: fields.map(([name]) => ({ name })),
+    schema: schema as Parameters<typeof parquetWriteRows>[0]["schema"],
+    rowGroupSize: opts.rowGroupSize ?? 10_000,
   });
+  writer.finish();
 }

@@ -1,5 +1,14 @@
+import {
+  asChatMessages,
+  type ChatMessage,
+  rowAnswer,
+  rowMessages,
+  rowPromptText,
+  rowResponseText,
+  rowSource,
+} from "../rows/fields.js";
+import type { MalformedReason } from "../rows/read.js";
 import { ConfigError } from "../util/errors.js";
-import type { MalformedReason } from "./io.js";
 
 /**
  * Row formats klear reads and writes:
@@ -9,10 +18,7 @@ import type { MalformedReason } from "./io.js";
  * The text that dedup and decontamination look at is the prompt (the user turns), as in the paper.
  */
 
-export interface ChatMessage {
-  role: string;
-  content: string;
-}
+export type { ChatMessage };
 
 export interface VerlRow {
   data_source: string;
@@ -23,97 +29,10 @@ export interface VerlRow {
   [key: string]: unknown;
 }
 
-const PROMPT_KEYS = ["problem", "question", "query", "instruction", "input"] as const;
-const RESPONSE_KEYS = ["response", "completion", "output", "generation"] as const;
+export { rowAnswer, rowPromptText, rowResponseText, rowSource };
 
 function isMessages(v: unknown): v is ChatMessage[] {
-  return Array.isArray(v) && v.every((m) => typeof m === "object" && m !== null && "role" in m);
-}
-
-function getPath(row: Record<string, unknown>, dotted: string): unknown {
-  let v: unknown = row;
-  for (const k of dotted.split(".")) {
-    if (typeof v !== "object" || v === null) return undefined;
-    v = (v as Record<string, unknown>)[k];
-  }
-  return v;
-}
-
-function userText(messages: ChatMessage[]): string {
-  return messages
-    .filter((m) => m.role === "user" || m.role === "human")
-    .map((m) => (typeof m.content === "string" ? m.content : ""))
-    .join("\n");
-}
-
-/**
- * The prompt text of a row in any supported format, or null when it has none. `field` (a dotted
- * path) overrides the detection.
- */
-export function rowPromptText(row: Record<string, unknown>, field?: string): string | null {
-  if (field !== undefined) {
-    const v = getPath(row, field);
-    if (typeof v === "string") return v;
-    if (isMessages(v)) return userText(v);
-    return null;
-  }
-  if (typeof row.prompt === "string") return row.prompt;
-  if (isMessages(row.prompt)) return userText(row.prompt);
-  if (isMessages(row.messages)) return userText(row.messages);
-  if (isMessages(row.conversations)) return userText(row.conversations);
-  for (const k of PROMPT_KEYS) if (typeof row[k] === "string") return row[k] as string;
-  const meta = row.meta;
-  if (
-    typeof meta === "object" &&
-    meta !== null &&
-    typeof (meta as Record<string, unknown>).problem === "string"
-  ) {
-    return (meta as Record<string, unknown>).problem as string;
-  }
-  return null;
-}
-
-/**
- * The response of a row (the last assistant turn, or a response-like field); `undefined` when the
- * row carries no response at all (an RL prompt row), as opposed to an empty one.
- */
-export function rowResponseText(row: Record<string, unknown>): string | undefined {
-  const msgs = isMessages(row.messages)
-    ? row.messages
-    : isMessages(row.conversations)
-      ? row.conversations
-      : null;
-  if (msgs) {
-    for (let i = msgs.length - 1; i >= 0; i--) {
-      const m = msgs[i];
-      if (m.role === "assistant" || m.role === "gpt") return typeof m.content === "string" ? m.content : "";
-    }
-  }
-  for (const k of RESPONSE_KEYS) if (k in row) return typeof row[k] === "string" ? (row[k] as string) : "";
-  return undefined;
-}
-
-/** The source a row came from, for per-source statistics, ranking and mixing. */
-export function rowSource(row: Record<string, unknown>, field?: string): string {
-  const v = field !== undefined ? getPath(row, field) : (row.data_source ?? row.source ?? row.dataset);
-  return typeof v === "string" && v !== "" ? v : "unknown";
-}
-
-/** The reference answer of a row (verl ground truth, `answer`, or a benchmark's `meta.answer`). */
-export function rowAnswer(row: Record<string, unknown>): string | undefined {
-  const rm = row.reward_model as Record<string, unknown> | undefined;
-  if (rm && typeof rm === "object" && rm.ground_truth !== undefined) return stringOf(rm.ground_truth);
-  if (row.answer !== undefined && row.answer !== null) return stringOf(row.answer);
-  const meta = row.meta as Record<string, unknown> | undefined;
-  if (meta && typeof meta === "object") {
-    if (meta.answer !== undefined) return stringOf(meta.answer);
-    if (meta.solution !== undefined) return stringOf(meta.solution);
-  }
-  return undefined;
-}
-
-function stringOf(v: unknown): string {
-  return typeof v === "string" ? v : JSON.stringify(v);
+  return asChatMessages(v) !== null;
 }
 
 export interface RowCheckOptions {
@@ -205,7 +124,7 @@ export function fromVerlRow(row: VerlRow): Record<string, unknown> {
   const promptKey = extra.klear_prompt_key === "question" ? "question" : "problem";
   delete extra.klear_prompt_key;
   const out: Record<string, unknown> = {
-    [promptKey]: userText(row.prompt),
+    [promptKey]: rowPromptText(row) ?? "",
     answer: row.reward_model.ground_truth,
     data_source: row.data_source,
     ability: row.ability,
@@ -217,18 +136,13 @@ export function fromVerlRow(row: VerlRow): Record<string, unknown> {
 /** A chat row (HF "messages") from any supported row; the response, when present, is the assistant turn. */
 export function toChatRow(row: Record<string, unknown>): Record<string, unknown> {
   if (isMessages(row.messages)) return row;
-  const prompt = rowPromptText(row);
-  if (prompt === null) {
+  const messages = rowMessages(row);
+  if (messages === null) {
     throw new ConfigError(
       "cannot make a chat row: the row has no prompt text",
       "give rows a prompt or problem",
     );
   }
-  const messages: ChatMessage[] = isMessages(row.prompt)
-    ? [...row.prompt]
-    : [{ role: "user", content: prompt }];
-  const response = rowResponseText(row);
-  if (response !== undefined) messages.push({ role: "assistant", content: response });
   const out: Record<string, unknown> = { messages };
   const source = rowSource(row);
   if (source !== "unknown") out.data_source = source;

@@ -1,11 +1,13 @@
 import { extractCode } from "../rewards/code/extract.js";
 import { type RunCodeTestsOptions, runCodeTests } from "../rewards/code/pool.js";
-import type { CodeTest } from "../rewards/code/types.js";
 import { type VerifyMathOptions, verifyMath } from "../rewards/math/index.js";
 import { OpenAIClient, type OpenAIClientOptions } from "../rollout/openai.js";
 import type { GenerateParams, Generator } from "../rollout/types.js";
+import { codeTestsFromGroundTruth, groundTruthTestCount } from "../rows/problems.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 import { rowAnswer, rowPromptText } from "./rows.js";
+
+export { codeTestsFromGroundTruth };
 
 /**
  * Difficulty tagging: sample N responses per prompt from a model, score each with a verifier, tag the
@@ -76,21 +78,7 @@ export interface RlFilterOptions {
 /** The number of tests in a code row's ground truth (stdin/stdout pairs, functional asserts, ...). */
 export function codeTestCount(row: Record<string, unknown>): number {
   const gt = rowAnswer(row);
-  if (gt === undefined) return 0;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(gt);
-  } catch {
-    return 0;
-  }
-  if (Array.isArray(parsed)) return parsed.length;
-  if (typeof parsed !== "object" || parsed === null) return 0;
-  const p = parsed as Record<string, unknown>;
-  if (Array.isArray(p.inputs)) return p.inputs.length;
-  if (Array.isArray(p.functional)) return p.functional.length;
-  if (typeof p.functional === "string") return (p.functional.match(/^\s*assert\b/gm) ?? []).length;
-  if (Array.isArray(p.tests)) return p.tests.length;
-  return 0;
+  return gt === undefined ? 0 : groundTruthTestCount(gt);
 }
 
 /** The paper's RL keep rule for a tagged row; `reason` names the rule that dropped it. */
@@ -127,45 +115,6 @@ export function mathScorer(opts: VerifyMathOptions = {}): ResponseScorer {
       return verifyMath(gold, response, opts).correct;
     },
   };
-}
-
-/**
- * The tests of a code row's ground truth as sandbox tests: Klear/rllm `{inputs, outputs}` (stdin),
- * or LiveCodeBench's `[{input, output, testtype}]`. Null for formats the sandbox cannot run
- * (`functional` assert code, `pytest` files, test files by path).
- */
-export function codeTestsFromGroundTruth(groundTruth: string): CodeTest[] | null {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(groundTruth);
-  } catch {
-    return null;
-  }
-  const asTest = (t: unknown): CodeTest | null => {
-    const x = t as Record<string, unknown> | null;
-    if (typeof x?.input !== "string" || typeof x.output !== "string") return null;
-    return {
-      input: x.input,
-      output: x.output,
-      testtype: x.testtype === "functional" ? "functional" : "stdin",
-    };
-  };
-  const p = parsed as Record<string, unknown> | null;
-  const list = Array.isArray(parsed) ? parsed : p?.tests;
-  if (Array.isArray(list)) {
-    const tests = list.map(asTest);
-    return tests.every((t) => t !== null) ? (tests as CodeTest[]) : null;
-  }
-  const inputs = p?.inputs;
-  const outputs = p?.outputs;
-  if (Array.isArray(inputs) && Array.isArray(outputs) && inputs.length === outputs.length) {
-    return inputs.map((input, i) => ({
-      input: String(input),
-      output: String(outputs[i]),
-      testtype: "stdin",
-    }));
-  }
-  return null;
 }
 
 /**
