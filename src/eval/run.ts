@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { renderEvalReport } from "../report/eval-report.js";
 import { atomicWriteFile } from "../util/atomic.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 import { readJsonl } from "../util/jsonl.js";
@@ -269,7 +270,6 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateOutcome> 
     await atomicWriteFile(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
     let reportPath: string | null = null;
     if (opts.writeReport !== false) {
-      const { renderEvalReport } = await import("../report/eval-report.js");
       reportPath = join(opts.outDir, "report.html");
       await atomicWriteFile(reportPath, renderEvalReport(results));
     }

@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import type { EvalResults } from "../eval/results.js";
 import { KlearError } from "../util/errors.js";
 import { escapeHtml, jsonForScript, loadUplot } from "./html.js";
 
@@ -9,10 +8,60 @@ import { escapeHtml, jsonForScript, loadUplot } from "./html.js";
  * response-length histograms, and a per-problem grid of sample outcomes.
  */
 
+/** An estimate with its 95% interval, as results.json stores it. */
+interface ReportEstimate {
+  value: number;
+  ci95: readonly [number | null, number | null];
+}
+
+/**
+ * The parts of an eval results.json (`klear-eval/1`) the report reads. report/ sits below eval/, so the
+ * shape is stated here and eval's `EvalResults` satisfies it structurally (eval imports report, never
+ * the other way).
+ */
+export interface EvalReportInput {
+  format: "klear-eval/1";
+  model: string;
+  sampling: { temperature: number; topP: number; topK?: number; maxTokens: number };
+  promptTemplate: string;
+  seed: number;
+  benchmarks: readonly {
+    name: string;
+    description: string;
+    n: number;
+    problems: number;
+    missingSamples: number;
+    metrics: Record<string, ReportEstimate>;
+    passAtK: readonly { k: number; estimate: ReportEstimate }[];
+    majAtK: readonly { k: number; estimate: ReportEstimate }[];
+    breakdown: Record<
+      "difficulty" | "subject",
+      readonly { group: string; problems: number; avg: ReportEstimate }[]
+    >;
+    lengths: {
+      unit: string;
+      mean: number;
+      truncated: number;
+      histogram: { edges: readonly number[]; counts: readonly number[] };
+    };
+    perProblem: readonly {
+      id: string;
+      difficulty?: string;
+      gold?: string;
+      n: number;
+      correct: number;
+      avg: number;
+      majAnswer: string | null;
+      meanLength: number;
+      outcomes: string;
+    }[];
+  }[];
+}
+
 const pct = (x: number | null | undefined) =>
   x === null || x === undefined || !Number.isFinite(x) ? "—" : (100 * x).toFixed(1);
 
-function summaryTable(results: EvalResults): string {
+function summaryTable(results: EvalReportInput): string {
   const rows = results.benchmarks
     .map((b) => {
       const avg = b.metrics[`avg@${b.n}`];
@@ -25,7 +74,7 @@ function summaryTable(results: EvalResults): string {
   return `<table class="summary"><thead><tr><th>benchmark</th><th>problems</th><th>n</th><th>avg@n</th><th>95% CI</th><th>pass@1</th><th>pass@max</th><th>maj@n</th><th>mean length</th><th>truncated %</th><th>missing</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
-function breakdownTables(results: EvalResults): string {
+function breakdownTables(results: EvalReportInput): string {
   let html = "";
   for (const b of results.benchmarks) {
     for (const key of ["difficulty", "subject"] as const) {
@@ -42,7 +91,7 @@ function breakdownTables(results: EvalResults): string {
   return html;
 }
 
-function problemTables(results: EvalResults): string {
+function problemTables(results: EvalReportInput): string {
   return results.benchmarks
     .map((b) => {
       const rows = b.perProblem
@@ -152,7 +201,7 @@ const CLIENT_SCRIPT = `
 })();
 `;
 
-export function renderEvalReport(results: EvalResults): string {
+export function renderEvalReport(results: EvalReportInput): string {
   const { js, css } = loadUplot();
   const s = results.sampling;
   const perBench = results.benchmarks
@@ -189,7 +238,7 @@ ${problemTables(results)}
 }
 
 /** Reads an eval run's results.json (for `klear report` and other tools), checking its format. */
-export function readEvalResults(path: string): EvalResults {
+export function readEvalResults(path: string): EvalReportInput {
   let value: unknown;
   try {
     value = JSON.parse(readFileSync(path, "utf8"));
@@ -207,5 +256,5 @@ export function readEvalResults(path: string): EvalResults {
       "use the results.json that `klear eval` wrote",
     );
   }
-  return value as EvalResults;
+  return value as EvalReportInput;
 }

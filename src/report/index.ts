@@ -1,5 +1,5 @@
 // Public API of src/report: self-contained HTML reports that open offline.
-export { readEvalResults, renderEvalReport } from "./eval-report.js";
+export { type EvalReportInput, readEvalResults, renderEvalReport } from "./eval-report.js";
 export { escapeHtml, jsonForScript } from "./html.js";
 export { evalRows, type ReportSourceRun, reportInput } from "./run-input.js";
 export {

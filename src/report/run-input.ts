@@ -1,4 +1,4 @@
-import { readEvalResults } from "./eval-report.js";
+import { type EvalReportInput, readEvalResults } from "./eval-report.js";
 import type { RunReportEvalRow, RunReportInput, RunReportRun } from "./run-report.js";
 
 /**
@@ -10,19 +10,7 @@ export interface ReportSourceRun extends Omit<RunReportRun, "eval"> {
   evalResults: string | null;
 }
 
-/** The parts of an eval results file the report tables show. */
-interface EvalResultsForReport {
-  benchmarks: {
-    name: string;
-    problems: number;
-    n: number;
-    metrics: Record<string, { value: number; ci95: [number | null, number | null] }>;
-    passAtK: { k: number; estimate: { value: number } }[];
-    majAtK: { k: number; estimate: { value: number } }[];
-  }[];
-}
-
-export function evalRows(results: EvalResultsForReport): RunReportEvalRow[] {
+export function evalRows(results: EvalReportInput): RunReportEvalRow[] {
   return results.benchmarks.map((b) => {
     const avg = b.metrics[`avg@${b.n}`];
     const last = b.passAtK[b.passAtK.length - 1];
@@ -45,9 +33,7 @@ export function reportInput(runs: readonly ReportSourceRun[], title?: string): R
     title,
     runs: runs.map(({ evalResults, ...run }) => ({
       ...run,
-      eval: evalResults
-        ? evalRows(readEvalResults(evalResults) as unknown as EvalResultsForReport)
-        : undefined,
+      eval: evalResults ? evalRows(readEvalResults(evalResults)) : undefined,
     })),
   };
 }
