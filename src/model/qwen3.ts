@@ -1,37 +1,52 @@
-import { totalmem } from "node:os";
 import type { Backend } from "../engine/backend.js";
 import { getNativeBackend } from "../engine/native.js";
 import type { Parameter } from "../engine/optim.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
+import { type BatchLayout, layoutBatch, type Qwen3Batch } from "./batch.js";
 import type { Qwen3Config } from "./config.js";
+import { decodeTokens } from "./decode.js";
+import {
+  chunkRows,
+  DEFAULT_LOGITS_MEMORY,
+  type HeadTape,
+  headBackward,
+  headForward,
+  headForwardBackward,
+  type LogitsMemory,
+} from "./head.js";
+import { KVCache, ScratchSet } from "./kv-cache.js";
+import {
+  type Attend,
+  type AttendBackward,
+  type AttentionTape,
+  allocAttentionTape,
+  allocMlpTape,
+  attentionBackward,
+  attentionForward,
+  type LayerDims,
+  type LayerWeights,
+  layerDims,
+  layerTensorNames,
+  layerTensorShapes,
+  type MlpTape,
+  mlpBackward,
+  mlpForward,
+  type RowContext,
+} from "./layer.js";
 import { buildRopeTable, type RopeTable } from "./rope.js";
+
+export type { Qwen3Batch } from "./batch.js";
+export type { LogitsMemory } from "./head.js";
+export { KVCache } from "./kv-cache.js";
 
 /**
  * Qwen3 causal LM (HF `Qwen3ForCausalLM`): embeddings, pre-norm decoder layers with per-head q/k
  * RMSNorm, RoPE, grouped-query attention and a SwiGLU MLP, final RMSNorm, tied or untied lm_head.
- * Parameters are keyed by their HF names. Training runs through `logprobs` then `backward`; sampling
- * through `createKVCache` and `forwardTokens`.
+ * Parameters are keyed by their HF names. Training runs through `logprobs` then `backward` (or
+ * `lossAndBackward` for cross-entropy); sampling through `createKVCache` and `forwardTokens`. The
+ * decoder layer itself is the forward/backward pairs of ./layer.ts; the output layer is ./head.ts.
  */
-
-/** A batch of right-padded sequences, row-major [batchSize, seqLen]. */
-export interface Qwen3Batch {
-  tokens: Int32Array;
-  /**
-   * The token whose log-probability is wanted at each position (usually tokens shifted left).
-   * A negative target masks the position: its logp and entropy are 0 and its gradient is ignored.
-   */
-  targets: Int32Array;
-  batchSize: number;
-  seqLen: number;
-  /** Real length of each sequence; positions at or past it are padding (masked like a negative target). */
-  lengths?: Int32Array;
-  /**
-   * Packing: a document id per position, [batchSize·seqLen]. A run of equal ids is one document: its
-   * tokens attend only to earlier tokens of the same run, and RoPE positions restart at 0 at its start.
-   */
-  segments?: Int32Array;
-}
 
 export interface LogprobsResult {
   /** log π(target | prefix) per position, [batchSize·seqLen]; 0 where masked. */
@@ -40,178 +55,48 @@ export interface LogprobsResult {
   entropy?: Float32Array;
 }
 
-interface LayerParams {
-  inputNorm: Parameter;
-  q: Parameter;
-  k: Parameter;
-  v: Parameter;
-  o: Parameter;
-  qNorm: Parameter;
-  kNorm: Parameter;
-  postNorm: Parameter;
-  gate: Parameter;
-  up: Parameter;
-  down: Parameter;
+export interface LogprobsOptions {
+  /** Also return each position's entropy (and accept its gradient in `backward`). */
+  entropy?: boolean;
+  /** Score softmax(logits / temperature) (default 1): the rollout's sampling temperature. */
+  temperature?: number;
+  /**
+   * Keep only each layer's input between forward and backward and recompute the rest of the layer
+   * during `backward` (default false): about one more forward of compute for a fraction of the
+   * activation memory, so long packed sequences fit.
+   */
+  recompute?: boolean;
+}
+
+export interface LossOptions {
+  /**
+   * Divisor of the summed NLL: pass the loss-token count of the whole optimizer batch when this batch
+   * is one micro-batch of it (default: this batch's own count of unmasked targets).
+   */
+  tokenCount?: number;
+  /** Per-position weight of each token's NLL, [batchSize·seqLen] (default 1; masked positions ignored). */
+  weights?: Float32Array;
+  temperature?: number;
+  recompute?: boolean;
 }
 
 /** Expected HF tensor names and shapes for a config, in HF's order. */
 export function qwen3ParameterShapes(config: Qwen3Config): Map<string, number[]> {
   const D = config.hiddenSize;
-  const qDim = config.numAttentionHeads * config.headDim;
-  const kvDim = config.numKeyValueHeads * config.headDim;
-  const F = config.intermediateSize;
   const shapes = new Map<string, number[]>();
   shapes.set("model.embed_tokens.weight", [config.vocabSize, D]);
+  const layerShapes = layerTensorShapes(layerDims(config));
   for (let l = 0; l < config.numHiddenLayers; l++) {
-    const p = `model.layers.${l}.`;
-    shapes.set(`${p}input_layernorm.weight`, [D]);
-    shapes.set(`${p}self_attn.q_proj.weight`, [qDim, D]);
-    shapes.set(`${p}self_attn.k_proj.weight`, [kvDim, D]);
-    shapes.set(`${p}self_attn.v_proj.weight`, [kvDim, D]);
-    shapes.set(`${p}self_attn.o_proj.weight`, [D, qDim]);
-    shapes.set(`${p}self_attn.q_norm.weight`, [config.headDim]);
-    shapes.set(`${p}self_attn.k_norm.weight`, [config.headDim]);
-    shapes.set(`${p}post_attention_layernorm.weight`, [D]);
-    shapes.set(`${p}mlp.gate_proj.weight`, [F, D]);
-    shapes.set(`${p}mlp.up_proj.weight`, [F, D]);
-    shapes.set(`${p}mlp.down_proj.weight`, [D, F]);
+    const names = layerTensorNames(l);
+    for (const key of Object.keys(names) as (keyof LayerWeights)[]) shapes.set(names[key], layerShapes[key]);
   }
   shapes.set("model.norm.weight", [D]);
   if (!config.tieWordEmbeddings) shapes.set("lm_head.weight", [config.vocabSize, D]);
   return shapes;
 }
 
-/**
- * Logits of a training batch up to `keepFloats` are kept whole between forward and backward (default
- * 128 MiB). Past it (large vocabularies × long batches) they are computed `chunkFloats` at a time, and
- * the backward pass recomputes each chunk: one extra lm_head product instead of rows×vocab floats.
- */
-export interface LogitsMemory {
-  keepFloats: number;
-  chunkFloats: number;
-}
-
-function chunkRows(rows: number, vocab: number, mem: LogitsMemory): number {
-  if (rows * vocab <= mem.keepFloats) return rows;
-  return Math.max(1, Math.floor(mem.chunkFloats / vocab));
-}
-
 function isNormName(name: string): boolean {
   return name.endsWith("norm.weight");
-}
-
-/** Grows-only scratch: a view of the requested length over a buffer reallocated only when too small. */
-class Scratch {
-  private buf = new Float32Array(0);
-  get(n: number): Float32Array {
-    if (this.buf.length < n) this.buf = new Float32Array(n);
-    return this.buf.subarray(0, n);
-  }
-}
-
-/** Sequences' keys and values for incremental decoding. */
-export class KVCache {
-  readonly batchSize: number;
-  readonly maxLen: number;
-  /** Tokens already in the cache per sequence (the next token's position). */
-  readonly lengths: Int32Array;
-  /** Per layer, [batchSize, kvHeads, maxLen, headDim]. */
-  readonly k: Float32Array[];
-  readonly v: Float32Array[];
-  /** Scratch reused across decode steps (so a step allocates nothing once warm). */
-  readonly scratch = new Map<string, Scratch>();
-
-  constructor(config: Qwen3Config, batchSize: number, maxLen: number) {
-    if (!(Number.isInteger(batchSize) && batchSize > 0 && Number.isInteger(maxLen) && maxLen > 0)) {
-      throw new ConfigError(
-        `createKVCache(${batchSize}, ${maxLen}): both must be positive integers`,
-        "pass the number of sequences and the longest total length (prompt + new tokens)",
-      );
-    }
-    this.batchSize = batchSize;
-    this.maxLen = maxLen;
-    this.lengths = new Int32Array(batchSize);
-    const per = batchSize * config.numKeyValueHeads * maxLen * config.headDim;
-    const bytes = per * 4 * 2 * config.numHiddenLayers;
-    if (bytes > totalmem() * 0.75 || per > 2 ** 31) {
-      throw new KlearError(
-        "KV_CACHE_TOO_LARGE",
-        `a KV cache for ${batchSize} sequences of ${maxLen} tokens needs ${(bytes / 2 ** 30).toFixed(1)} GiB (${config.numHiddenLayers} layers × ${config.numKeyValueHeads} KV heads × ${config.headDim}), more than this machine's memory allows`,
-        "decode fewer sequences at once (a smaller batch) or lower the maximum length (prompt + new tokens)",
-      );
-    }
-    this.k = [];
-    this.v = [];
-    for (let l = 0; l < config.numHiddenLayers; l++) {
-      this.k.push(new Float32Array(per));
-      this.v.push(new Float32Array(per));
-    }
-  }
-
-  /** Forget every sequence (keeps the memory). */
-  reset(): void {
-    this.lengths.fill(0);
-  }
-
-  buf(name: string, n: number): Float32Array {
-    let s = this.scratch.get(name);
-    if (!s) {
-      s = new Scratch();
-      this.scratch.set(name, s);
-    }
-    return s.get(n);
-  }
-}
-
-interface LayerTape {
-  hIn: Float32Array;
-  xn1: Float32Array;
-  rstd1: Float32Array;
-  qPre: Float32Array;
-  kPre: Float32Array;
-  qRot: Float32Array;
-  kRot: Float32Array;
-  rstdQ: Float32Array;
-  rstdK: Float32Array;
-  v: Float32Array;
-  att: Float32Array;
-  lse: Float32Array;
-  hMid: Float32Array;
-  xn2: Float32Array;
-  rstd2: Float32Array;
-  gate: Float32Array;
-  up: Float32Array;
-  act: Float32Array;
-}
-
-/** Activations of the last `logprobs` call, kept for `backward`; buffers are reused across steps. */
-interface Tape {
-  batchSize: number;
-  seqLen: number;
-  rows: number;
-  tokens: Int32Array;
-  targets: Int32Array;
-  positions: Int32Array;
-  lengths: Int32Array | null;
-  segStart: Int32Array | null;
-  layers: LayerTape[];
-  hOut: Float32Array;
-  xnF: Float32Array;
-  rstdF: Float32Array;
-  logits: Float32Array;
-  lse: Float32Array;
-  logp: Float32Array;
-  entropy: Float32Array | null;
-  /** 1 / sampling temperature the logits were divided by. */
-  invTemp: number;
-  consumed: boolean;
-}
-
-export interface LogprobsOptions {
-  /** Also return each position's entropy (and accept its gradient in `backward`). */
-  entropy?: boolean;
-  /** Score softmax(logits / temperature) (default 1): the rollout's sampling temperature. */
-  temperature?: number;
 }
 
 function inverseTemperature(temperature: number | undefined): number {
@@ -225,6 +110,27 @@ function inverseTemperature(temperature: number | undefined): number {
   return 1 / t;
 }
 
+interface LayerTape {
+  hIn: Float32Array;
+  hMid: Float32Array;
+  attn: AttentionTape;
+  mlp: MlpTape;
+}
+
+/** Activations of the last `logprobs` call, kept for `backward`; buffers are reused across steps. */
+interface Tape {
+  layout: BatchLayout;
+  tokens: Int32Array;
+  layers: LayerTape[];
+  /** With recompute, layers share one scratch tape (all but `hIn`) and this receives the rerun's output. */
+  recompute: boolean;
+  recomputeOut: Float32Array | null;
+  hOut: Float32Array;
+  rstdF: Float32Array;
+  head: HeadTape;
+  consumed: boolean;
+}
+
 export class Qwen3Model {
   readonly config: Qwen3Config;
   readonly backend: Backend;
@@ -232,16 +138,18 @@ export class Qwen3Model {
   private readonly embed: Parameter;
   private readonly finalNorm: Parameter;
   private readonly lmHead: Parameter;
-  private readonly layers: LayerParams[];
+  private readonly layers: LayerWeights[];
+  private readonly dims: LayerDims;
   private rope: RopeTable | null = null;
   private tape: Tape | null = null;
-  private readonly scratch = new Map<string, Scratch>();
-  logitsMemory: LogitsMemory = { keepFloats: 1 << 25, chunkFloats: 1 << 23 };
+  private readonly scratch = new ScratchSet();
+  logitsMemory: LogitsMemory = { ...DEFAULT_LOGITS_MEMORY };
 
   private constructor(config: Qwen3Config, params: Map<string, Parameter>, backend: Backend) {
     this.config = config;
     this.backend = backend;
     this.params = params;
+    this.dims = layerDims(config);
     const get = (name: string): Parameter => {
       const p = params.get(name);
       if (!p) throw new KlearError("MODEL_INTERNAL", `parameter ${name} missing`, "report this as a bug");
@@ -252,20 +160,10 @@ export class Qwen3Model {
     this.lmHead = config.tieWordEmbeddings ? this.embed : get("lm_head.weight");
     this.layers = [];
     for (let l = 0; l < config.numHiddenLayers; l++) {
-      const p = `model.layers.${l}.`;
-      this.layers.push({
-        inputNorm: get(`${p}input_layernorm.weight`),
-        q: get(`${p}self_attn.q_proj.weight`),
-        k: get(`${p}self_attn.k_proj.weight`),
-        v: get(`${p}self_attn.v_proj.weight`),
-        o: get(`${p}self_attn.o_proj.weight`),
-        qNorm: get(`${p}self_attn.q_norm.weight`),
-        kNorm: get(`${p}self_attn.k_norm.weight`),
-        postNorm: get(`${p}post_attention_layernorm.weight`),
-        gate: get(`${p}mlp.gate_proj.weight`),
-        up: get(`${p}mlp.up_proj.weight`),
-        down: get(`${p}mlp.down_proj.weight`),
-      });
+      const names = layerTensorNames(l);
+      const w = {} as Record<keyof LayerWeights, Parameter>;
+      for (const key of Object.keys(names) as (keyof LayerWeights)[]) w[key] = get(names[key]);
+      this.layers.push(w);
     }
   }
 
@@ -356,15 +254,6 @@ export class Qwen3Model {
     return n;
   }
 
-  private buf(name: string, n: number): Float32Array {
-    let s = this.scratch.get(name);
-    if (!s) {
-      s = new Scratch();
-      this.scratch.set(name, s);
-    }
-    return s.get(n);
-  }
-
   private ropeTable(len: number): RopeTable {
     const dynamic = this.config.ropeScaling.type === "dynamic";
     if (!this.rope || this.rope.maxLen < len || (dynamic && this.rope.maxLen !== len)) {
@@ -373,18 +262,102 @@ export class Qwen3Model {
     return this.rope;
   }
 
-  private checkTokens(tokens: Int32Array, what: string): void {
-    const V = this.config.vocabSize;
-    for (let i = 0; i < tokens.length; i++) {
-      const t = tokens[i];
-      if (!(t >= 0 && t < V)) {
-        throw new KlearError(
-          "MODEL_TOKEN_RANGE",
-          `${what}[${i}] = ${t} is outside the vocabulary [0, ${V})`,
-          "use a tokenizer that matches the model's vocab_size",
-        );
-      }
+  /** The training attention core over the tape's whole (padded, maybe packed) sequences. */
+  private attendTraining(layout: BatchLayout): { attend: Attend; attendBackward: AttendBackward } {
+    const be = this.backend;
+    const { heads: H, kvHeads: Hkv, headDim: hd, scale } = this.dims;
+    const { batchSize: B, seqLen: T, lengths, segStart } = layout;
+    return {
+      attend: (t) => be.attention(t.q, t.k, t.v, t.att, t.lse, B, T, H, Hkv, hd, lengths, scale, segStart),
+      attendBackward: (t, dAtt, dQ, dK, dV) =>
+        be.attentionBackward(
+          dAtt,
+          t.q,
+          t.k,
+          t.v,
+          t.att,
+          t.lse,
+          dQ,
+          dK,
+          dV,
+          B,
+          T,
+          H,
+          Hkv,
+          hd,
+          lengths,
+          scale,
+          segStart,
+        ),
+    };
+  }
+
+  private rowContext(layout: BatchLayout): RowContext {
+    return {
+      be: this.backend,
+      dims: this.dims,
+      rows: layout.rows,
+      positions: layout.positions,
+      rope: this.ropeTable(layout.seqLen),
+    };
+  }
+
+  /** Embedding, every layer and the final norm: the head's input rows are on the tape after it. */
+  private forwardLayers(batch: Qwen3Batch, entropy: boolean, invTemp: number, recompute: boolean): Tape {
+    const cfg = this.config;
+    const tape = this.allocTape(batch.batchSize, batch.seqLen, entropy, recompute);
+    const N = batch.batchSize * batch.seqLen;
+    const ints = this.scratch.ints;
+    tape.layout = layoutBatch(batch, cfg.vocabSize, {
+      targets: ints("targets", N),
+      positions: ints("positions", N),
+    });
+    tape.head.targets = tape.layout.targets;
+    tape.head.invTemp = invTemp;
+    tape.tokens.set(batch.tokens);
+    const ctx = this.rowContext(tape.layout);
+    const { attend } = this.attendTraining(tape.layout);
+    this.backend.embedding(this.embed.data, tape.tokens, tape.layers[0].hIn, N, cfg.hiddenSize);
+    for (let l = 0; l < cfg.numHiddenLayers; l++) {
+      const a = tape.layers[l];
+      const hOut = l + 1 < cfg.numHiddenLayers ? tape.layers[l + 1].hIn : tape.hOut;
+      attentionForward(ctx, this.layers[l], a.attn, a.hIn, a.hMid, attend);
+      mlpForward(ctx, this.layers[l], a.mlp, a.hMid, hOut);
     }
+    this.backend.rmsnorm(
+      tape.hOut,
+      this.finalNorm.data,
+      tape.head.xn,
+      tape.rstdF,
+      N,
+      cfg.hiddenSize,
+      cfg.rmsNormEps,
+    );
+    return tape;
+  }
+
+  /** From the gradient of the final norm's output (in `dX`) down to the embedding's. */
+  private backwardLayers(tape: Tape, dX: Float32Array): void {
+    const cfg = this.config;
+    const be = this.backend;
+    const N = tape.layout.rows;
+    const D = cfg.hiddenSize;
+    const buf = this.scratch.get;
+    const dH = buf("dH", N * D);
+    be.rmsnormBackward(dX, tape.hOut, this.finalNorm.data, tape.rstdF, dH, this.finalNorm.grad, N, D, false);
+    const ctx = this.rowContext(tape.layout);
+    const { attend, attendBackward } = this.attendTraining(tape.layout);
+    for (let l = cfg.numHiddenLayers - 1; l >= 0; l--) {
+      const w = this.layers[l];
+      const a = tape.layers[l];
+      if (tape.recompute && tape.recomputeOut) {
+        attentionForward(ctx, w, a.attn, a.hIn, a.hMid, attend);
+        mlpForward(ctx, w, a.mlp, a.hMid, tape.recomputeOut);
+      }
+      mlpBackward(ctx, w, a.mlp, a.hMid, dH, buf);
+      attentionBackward(ctx, w, a.attn, a.hIn, dH, buf, attendBackward);
+    }
+    be.embeddingBackward(dH, tape.tokens, this.embed.grad, N, D);
   }
 
   /**
@@ -393,150 +366,12 @@ export class Qwen3Model {
    * produced the tokens did (verl's training log-probs); the entropy is that distribution's too.
    */
   logprobs(batch: Qwen3Batch, opts: LogprobsOptions = {}): LogprobsResult {
-    const cfg = this.config;
-    const { batchSize: B, seqLen: T } = batch;
-    const N = B * T;
     const invTemp = inverseTemperature(opts.temperature);
-    if (!(Number.isInteger(B) && B > 0 && Number.isInteger(T) && T > 0)) {
-      throw new ConfigError(
-        `logprobs: batchSize ${B} and seqLen ${T} must be positive integers`,
-        "fix the batch",
-      );
-    }
-    if (batch.tokens.length !== N || batch.targets.length !== N) {
-      throw new ConfigError(
-        `logprobs: tokens (${batch.tokens.length}) and targets (${batch.targets.length}) must both hold batchSize·seqLen = ${N}`,
-        "pass row-major [batchSize, seqLen] arrays",
-      );
-    }
-    if (batch.segments && batch.segments.length !== N) {
-      throw new ConfigError(
-        `logprobs: segments has ${batch.segments.length} entries, expected batchSize·seqLen = ${N}`,
-        "pass one document id per position",
-      );
-    }
-    if (batch.lengths && batch.lengths.length !== B) {
-      throw new ConfigError(
-        `logprobs: lengths has ${batch.lengths.length} entries, expected ${B}`,
-        "one per sequence",
-      );
-    }
-    const lengths = batch.lengths ?? null;
-    if (lengths) {
-      for (let b = 0; b < B; b++) {
-        if (!(lengths[b] >= 0 && lengths[b] <= T)) {
-          throw new ConfigError(
-            `logprobs: lengths[${b}] = ${lengths[b]} is outside [0, ${T}]`,
-            "fix the lengths",
-          );
-        }
-      }
-    }
-    this.checkTokens(batch.tokens, "tokens");
-    const V = cfg.vocabSize;
-    const D = cfg.hiddenSize;
-    const H = cfg.numAttentionHeads;
-    const Hkv = cfg.numKeyValueHeads;
-    const hd = cfg.headDim;
-    const qDim = H * hd;
-    const kvDim = Hkv * hd;
-    const F = cfg.intermediateSize;
-    const be = this.backend;
-    const rope = this.ropeTable(T);
-
-    const tape = this.allocTape(B, T, opts.entropy === true);
-    tape.invTemp = invTemp;
-    tape.tokens.set(batch.tokens);
-    for (let b = 0; b < B; b++) {
-      const len = lengths ? lengths[b] : T;
-      for (let t = 0; t < T; t++) {
-        const i = b * T + t;
-        const tg = batch.targets[i];
-        if (t < len && tg >= V) {
-          throw new KlearError(
-            "MODEL_TOKEN_RANGE",
-            `targets[${i}] = ${tg} is outside the vocabulary [0, ${V})`,
-            "use a tokenizer that matches the model's vocab_size",
-          );
-        }
-        tape.targets[i] = t < len && tg >= 0 ? tg : -1;
-        tape.positions[i] = t;
-      }
-    }
-    tape.segStart = null;
-    if (batch.segments) {
-      const seg = batch.segments;
-      const segStart = new Int32Array(N);
-      for (let b = 0; b < B; b++) {
-        let start = 0;
-        for (let t = 0; t < T; t++) {
-          const i = b * T + t;
-          if (t > 0 && seg[i] !== seg[i - 1]) start = t;
-          segStart[i] = start;
-          tape.positions[i] = t - start;
-        }
-      }
-      tape.segStart = segStart;
-    }
-    tape.lengths = lengths ? Int32Array.from(lengths) : null;
-
-    be.embedding(this.embed.data, tape.tokens, tape.layers[0].hIn, N, D);
-    const scale = 1 / Math.sqrt(hd);
-    for (let l = 0; l < cfg.numHiddenLayers; l++) {
-      const w = this.layers[l];
-      const a = tape.layers[l];
-      const hOut = l + 1 < cfg.numHiddenLayers ? tape.layers[l + 1].hIn : tape.hOut;
-      be.rmsnorm(a.hIn, w.inputNorm.data, a.xn1, a.rstd1, N, D, cfg.rmsNormEps);
-      be.gemm(false, true, N, qDim, D, 1, a.xn1, D, w.q.data, D, 0, a.qPre, qDim);
-      be.gemm(false, true, N, kvDim, D, 1, a.xn1, D, w.k.data, D, 0, a.kPre, kvDim);
-      be.gemm(false, true, N, kvDim, D, 1, a.xn1, D, w.v.data, D, 0, a.v, kvDim);
-      be.rmsnorm(a.qPre, w.qNorm.data, a.qRot, a.rstdQ, N * H, hd, cfg.rmsNormEps);
-      be.rmsnorm(a.kPre, w.kNorm.data, a.kRot, a.rstdK, N * Hkv, hd, cfg.rmsNormEps);
-      be.rope(a.qRot, rope.cos, rope.sin, tape.positions, N, H, hd, false);
-      be.rope(a.kRot, rope.cos, rope.sin, tape.positions, N, Hkv, hd, false);
-      be.attention(a.qRot, a.kRot, a.v, a.att, a.lse, B, T, H, Hkv, hd, tape.lengths, scale, tape.segStart);
-      a.hMid.set(a.hIn);
-      be.gemm(false, true, N, D, qDim, 1, a.att, qDim, w.o.data, qDim, 1, a.hMid, D);
-      be.rmsnorm(a.hMid, w.postNorm.data, a.xn2, a.rstd2, N, D, cfg.rmsNormEps);
-      be.gemm(false, true, N, F, D, 1, a.xn2, D, w.gate.data, D, 0, a.gate, F);
-      be.gemm(false, true, N, F, D, 1, a.xn2, D, w.up.data, D, 0, a.up, F);
-      be.swiglu(a.gate, a.up, a.act, N * F);
-      hOut.set(a.hMid);
-      be.gemm(false, true, N, D, F, 1, a.act, F, w.down.data, F, 1, hOut, D);
-    }
-    be.rmsnorm(tape.hOut, this.finalNorm.data, tape.xnF, tape.rstdF, N, D, cfg.rmsNormEps);
-    const chunk = chunkRows(N, V, this.logitsMemory);
-    for (let r0 = 0; r0 < N; r0 += chunk) {
-      const rows = Math.min(chunk, N - r0);
-      const logits = tape.logits.subarray(0, rows * V);
-      be.gemm(
-        false,
-        true,
-        rows,
-        V,
-        D,
-        invTemp,
-        tape.xnF.subarray(r0 * D),
-        D,
-        this.lmHead.data,
-        D,
-        0,
-        logits,
-        V,
-      );
-      be.logSoftmaxGather(
-        logits,
-        tape.targets.subarray(r0, r0 + rows),
-        rows,
-        V,
-        tape.logp.subarray(r0, r0 + rows),
-        tape.lse.subarray(r0, r0 + rows),
-        tape.entropy ? tape.entropy.subarray(r0, r0 + rows) : null,
-      );
-    }
+    const tape = this.forwardLayers(batch, opts.entropy === true, invTemp, opts.recompute === true);
+    headForward(this.backend, tape.head, this.lmHead);
     tape.consumed = false;
-    const result: LogprobsResult = { logp: tape.logp.slice() };
-    if (tape.entropy) result.entropy = tape.entropy.slice();
+    const result: LogprobsResult = { logp: tape.head.logp.slice() };
+    if (tape.head.entropy) result.entropy = tape.head.entropy.slice();
     return result;
   }
 
@@ -553,13 +388,11 @@ export class Qwen3Model {
         "call logprobs(batch) right before backward(dLogp)",
       );
     }
-    const cfg = this.config;
-    const N = tape.rows;
-    const { batchSize: B, seqLen: T } = tape;
+    const N = tape.layout.rows;
     if (dLogp.length !== N) {
       throw new ConfigError(`backward: dLogp has ${dLogp.length} entries, expected ${N}`, "one per position");
     }
-    if (dEntropy && !tape.entropy) {
+    if (dEntropy && !tape.head.entropy) {
       throw new ConfigError(
         "backward: dEntropy given but logprobs() was called without { entropy: true }",
         "request entropy in logprobs() when its gradient is needed",
@@ -572,191 +405,99 @@ export class Qwen3Model {
       );
     }
     tape.consumed = true;
-    const V = cfg.vocabSize;
-    const D = cfg.hiddenSize;
-    const H = cfg.numAttentionHeads;
-    const Hkv = cfg.numKeyValueHeads;
-    const hd = cfg.headDim;
-    const qDim = H * hd;
-    const kvDim = Hkv * hd;
-    const F = cfg.intermediateSize;
-    const be = this.backend;
-    const rope = this.ropeTable(T);
-    const scale = 1 / Math.sqrt(hd);
-
-    const dH = this.buf("dH", N * D);
-    const dX = this.buf("dX", N * D);
-    const dAct = this.buf("dAct", N * F);
-    const dGate = this.buf("dGate", N * F);
-    const dUp = this.buf("dUp", N * F);
-    const dAtt = this.buf("dAtt", N * qDim);
-    const dQ = this.buf("dQ", N * qDim);
-    const dK = this.buf("dK", N * kvDim);
-    const dV = this.buf("dV", N * kvDim);
-    const dQpre = this.buf("dQpre", N * qDim);
-    const dKpre = this.buf("dKpre", N * kvDim);
-    const dlp = this.buf("dLogpIn", N);
+    const buf = this.scratch.get;
+    const dlp = buf("dLogpIn", N);
     dlp.set(dLogp);
     let dent: Float32Array | null = null;
     if (dEntropy) {
-      dent = this.buf("dEntIn", N);
+      dent = buf("dEntIn", N);
       dent.set(dEntropy);
     }
-
-    // The logits gradient overwrites the logits in place (each element is read before it is written).
-    const invT = tape.invTemp;
-    const chunk = chunkRows(N, V, this.logitsMemory);
-    for (let r0 = 0; r0 < N; r0 += chunk) {
-      const rows = Math.min(chunk, N - r0);
-      const dLogits = tape.logits.subarray(0, rows * V);
-      const xnF = tape.xnF.subarray(r0 * D);
-      // Past the memory limit the logits were kept one chunk at a time: recompute this chunk's.
-      if (chunk < N) be.gemm(false, true, rows, V, D, invT, xnF, D, this.lmHead.data, D, 0, dLogits, V);
-      be.logSoftmaxGatherBackward(
-        dLogits,
-        tape.targets.subarray(r0, r0 + rows),
-        tape.lse.subarray(r0, r0 + rows),
-        tape.entropy ? tape.entropy.subarray(r0, r0 + rows) : null,
-        dlp.subarray(r0, r0 + rows),
-        dent ? dent.subarray(r0, r0 + rows) : null,
-        dLogits,
-        rows,
-        V,
-      );
-      // logits = xnF·Wᵀ / T, so both products carry the 1/T.
-      be.gemm(true, false, V, D, rows, invT, dLogits, V, xnF, D, 1, this.lmHead.grad, D);
-      be.gemm(false, false, rows, D, V, invT, dLogits, V, this.lmHead.data, D, 0, dX.subarray(r0 * D), D);
-    }
-    be.rmsnormBackward(dX, tape.hOut, this.finalNorm.data, tape.rstdF, dH, this.finalNorm.grad, N, D, false);
-    for (let l = cfg.numHiddenLayers - 1; l >= 0; l--) {
-      const w = this.layers[l];
-      const a = tape.layers[l];
-      // MLP block: hOut = hMid + swiglu(xn2·Wg, xn2·Wu)·Wd
-      be.gemm(false, false, N, F, D, 1, dH, D, w.down.data, F, 0, dAct, F);
-      be.gemm(true, false, D, F, N, 1, dH, D, a.act, F, 1, w.down.grad, F);
-      be.swigluBackward(dAct, a.gate, a.up, dGate, dUp, N * F);
-      be.gemm(false, false, N, D, F, 1, dGate, F, w.gate.data, D, 0, dX, D);
-      be.gemm(false, false, N, D, F, 1, dUp, F, w.up.data, D, 1, dX, D);
-      be.gemm(true, false, F, D, N, 1, dGate, F, a.xn2, D, 1, w.gate.grad, D);
-      be.gemm(true, false, F, D, N, 1, dUp, F, a.xn2, D, 1, w.up.grad, D);
-      be.rmsnormBackward(dX, a.hMid, w.postNorm.data, a.rstd2, dH, w.postNorm.grad, N, D, true);
-      // Attention block: hMid = hIn + attention(...)·Wo
-      be.gemm(false, false, N, qDim, D, 1, dH, D, w.o.data, qDim, 0, dAtt, qDim);
-      be.gemm(true, false, D, qDim, N, 1, dH, D, a.att, qDim, 1, w.o.grad, qDim);
-      be.attentionBackward(
-        dAtt,
-        a.qRot,
-        a.kRot,
-        a.v,
-        a.att,
-        a.lse,
-        dQ,
-        dK,
-        dV,
-        B,
-        T,
-        H,
-        Hkv,
-        hd,
-        tape.lengths,
-        scale,
-        tape.segStart,
-      );
-      be.rope(dQ, rope.cos, rope.sin, tape.positions, N, H, hd, true);
-      be.rope(dK, rope.cos, rope.sin, tape.positions, N, Hkv, hd, true);
-      be.rmsnormBackward(dQ, a.qPre, w.qNorm.data, a.rstdQ, dQpre, w.qNorm.grad, N * H, hd, false);
-      be.rmsnormBackward(dK, a.kPre, w.kNorm.data, a.rstdK, dKpre, w.kNorm.grad, N * Hkv, hd, false);
-      be.gemm(false, false, N, D, qDim, 1, dQpre, qDim, w.q.data, D, 0, dX, D);
-      be.gemm(false, false, N, D, kvDim, 1, dKpre, kvDim, w.k.data, D, 1, dX, D);
-      be.gemm(false, false, N, D, kvDim, 1, dV, kvDim, w.v.data, D, 1, dX, D);
-      be.gemm(true, false, qDim, D, N, 1, dQpre, qDim, a.xn1, D, 1, w.q.grad, D);
-      be.gemm(true, false, kvDim, D, N, 1, dKpre, kvDim, a.xn1, D, 1, w.k.grad, D);
-      be.gemm(true, false, kvDim, D, N, 1, dV, kvDim, a.xn1, D, 1, w.v.grad, D);
-      be.rmsnormBackward(dX, a.hIn, w.inputNorm.data, a.rstd1, dH, w.inputNorm.grad, N, D, true);
-    }
-    be.embeddingBackward(dH, tape.tokens, this.embed.grad, N, D);
+    const dX = buf("dX", N * this.config.hiddenSize);
+    headBackward(this.backend, tape.head, this.lmHead, dlp, dent, dX);
+    this.backwardLayers(tape, dX);
   }
 
   /**
-   * Token-mean cross-entropy of the targets, with its gradient accumulated. `tokenCount` is the
-   * divisor: pass the loss-token count of the whole mini-batch when this batch is one micro-batch of it
-   * (default: this batch's own count). Returns the loss contribution (sum of -logp / tokenCount).
+   * Token-mean cross-entropy of the targets (optionally weighted per position), with its gradient
+   * accumulated. Returns the loss contribution (Σ w·(−logp) / tokenCount) and this batch's loss-token
+   * count. The output layer runs forward and backward chunk by chunk, never holding more than one
+   * chunk of logits (see `LogitsMemory`).
    */
-  lossAndBackward(
-    batch: Qwen3Batch,
-    opts: { tokenCount?: number; temperature?: number } = {},
-  ): { loss: number; tokens: number } {
-    const { logp } = this.logprobs(batch, { temperature: opts.temperature });
-    const targets = this.tape?.targets ?? batch.targets;
-    let tokens = 0;
-    for (let i = 0; i < targets.length; i++) if (targets[i] >= 0) tokens++;
-    const denom = opts.tokenCount ?? tokens;
-    const dLogp = this.buf("ceDLogp", logp.length);
-    let sum = 0;
-    for (let i = 0; i < logp.length; i++) {
-      if (targets[i] >= 0) {
-        sum -= logp[i];
-        dLogp[i] = denom > 0 ? -1 / denom : 0;
-      } else dLogp[i] = 0;
+  lossAndBackward(batch: Qwen3Batch, opts: LossOptions = {}): { loss: number; tokens: number } {
+    const invTemp = inverseTemperature(opts.temperature);
+    const N = batch.batchSize * batch.seqLen;
+    if (opts.weights && opts.weights.length !== N) {
+      throw new ConfigError(
+        `lossAndBackward: weights has ${opts.weights.length} entries, expected batchSize·seqLen = ${N}`,
+        "pass one weight per position",
+      );
     }
-    this.backward(dLogp);
+    const tape = this.forwardLayers(batch, false, invTemp, opts.recompute === true);
+    const targets = tape.layout.targets;
+    let tokens = 0;
+    for (let i = 0; i < N; i++) if (targets[i] >= 0) tokens++;
+    const denom = opts.tokenCount ?? tokens;
+    const w = opts.weights;
+    const dLogp = this.scratch.get("ceDLogp", N);
+    for (let i = 0; i < N; i++) dLogp[i] = targets[i] >= 0 && denom > 0 ? -(w ? w[i] : 1) / denom : 0;
+    const dX = this.scratch.get("dX", N * this.config.hiddenSize);
+    headForwardBackward(this.backend, tape.head, this.lmHead, dLogp, dX);
+    tape.consumed = true;
+    let sum = 0;
+    const logp = tape.head.logp;
+    for (let i = 0; i < N; i++) if (targets[i] >= 0) sum -= (w ? w[i] : 1) * logp[i];
+    this.backwardLayers(tape, dX);
     return { loss: denom > 0 ? sum / denom : 0, tokens };
   }
 
-  private allocTape(B: number, T: number, entropy: boolean): Tape {
+  private allocTape(B: number, T: number, entropy: boolean, recompute: boolean): Tape {
     const cfg = this.config;
     const N = B * T;
-    const D = cfg.hiddenSize;
-    const qDim = cfg.numAttentionHeads * cfg.headDim;
-    const kvDim = cfg.numKeyValueHeads * cfg.headDim;
-    const F = cfg.intermediateSize;
-    const buf = (name: string, n: number) => this.buf(name, n);
+    const d = this.dims;
+    const buf = this.scratch.get;
     const layers: LayerTape[] = [];
     for (let l = 0; l < cfg.numHiddenLayers; l++) {
-      const p = `L${l}.`;
+      // With recompute every layer but its input shares one set of buffers, rerun during backward.
+      const p = recompute ? "R." : `L${l}.`;
       layers.push({
-        hIn: buf(`${p}hIn`, N * D),
-        xn1: buf(`${p}xn1`, N * D),
-        rstd1: buf(`${p}rstd1`, N),
-        qPre: buf(`${p}qPre`, N * qDim),
-        kPre: buf(`${p}kPre`, N * kvDim),
-        qRot: buf(`${p}qRot`, N * qDim),
-        kRot: buf(`${p}kRot`, N * kvDim),
-        rstdQ: buf(`${p}rstdQ`, N * cfg.numAttentionHeads),
-        rstdK: buf(`${p}rstdK`, N * cfg.numKeyValueHeads),
-        v: buf(`${p}v`, N * kvDim),
-        att: buf(`${p}att`, N * qDim),
-        lse: buf(`${p}lse`, N * cfg.numAttentionHeads),
-        hMid: buf(`${p}hMid`, N * D),
-        xn2: buf(`${p}xn2`, N * D),
-        rstd2: buf(`${p}rstd2`, N),
-        gate: buf(`${p}gate`, N * F),
-        up: buf(`${p}up`, N * F),
-        act: buf(`${p}act`, N * F),
+        hIn: buf(`L${l}.hIn`, N * d.hidden),
+        hMid: buf(`${p}hMid`, N * d.hidden),
+        attn: allocAttentionTape(buf, p, N, d),
+        mlp: allocMlpTape(buf, p, N, d),
       });
     }
-    const intBuf = (name: string, n: number) => {
-      const f = buf(name, n);
-      return new Int32Array(f.buffer, f.byteOffset, n);
-    };
+    const chunk = chunkRows(N, cfg.vocabSize, this.logitsMemory);
+    const tokens = this.scratch.ints("tokens", N);
     this.tape = {
-      batchSize: B,
-      seqLen: T,
-      rows: N,
-      tokens: intBuf("tokens", N),
-      targets: intBuf("targets", N),
-      positions: intBuf("positions", N),
-      lengths: null,
-      segStart: null,
+      layout: {
+        batchSize: B,
+        seqLen: T,
+        rows: N,
+        targets: tokens,
+        positions: tokens,
+        lengths: null,
+        segStart: null,
+      },
+      tokens,
       layers,
-      hOut: buf("hOut", N * D),
-      xnF: buf("xnF", N * D),
+      recompute,
+      recomputeOut: recompute ? buf("R.hOut", N * d.hidden) : null,
+      hOut: buf("hOut", N * d.hidden),
       rstdF: buf("rstdF", N),
-      logits: buf("logits", chunkRows(N, cfg.vocabSize, this.logitsMemory) * cfg.vocabSize),
-      lse: buf("lseF", N),
-      logp: buf("logp", N),
-      entropy: entropy ? buf("entropy", N) : null,
-      invTemp: 1,
+      head: {
+        rows: N,
+        vocab: cfg.vocabSize,
+        hidden: d.hidden,
+        xn: buf("xnF", N * d.hidden),
+        targets: tokens,
+        logits: buf("logits", chunk * cfg.vocabSize),
+        chunk,
+        lse: buf("lseF", N),
+        logp: buf("logp", N),
+        entropy: entropy ? buf("entropy", N) : null,
+        invTemp: 1,
+      },
       consumed: true,
     };
     return this.tape;
@@ -775,119 +516,21 @@ export class Qwen3Model {
    * Sequence b's new tokens take positions cache.lengths[b], cache.lengths[b]+1, ….
    */
   forwardTokens(cache: KVCache, tokens: Int32Array, counts?: Int32Array): Float32Array {
-    const cfg = this.config;
-    const B = cache.batchSize;
-    if (tokens.length % B !== 0) {
-      throw new ConfigError(
-        `forwardTokens: ${tokens.length} tokens do not split into ${B} sequences`,
-        "pass [batchSize, chunk] tokens row-major",
-      );
-    }
-    const C = tokens.length / B;
-    if (counts && counts.length !== B) {
-      throw new ConfigError(
-        `forwardTokens: counts has ${counts.length} entries, expected ${B}`,
-        "one per sequence",
-      );
-    }
-    let R = 0;
-    for (let b = 0; b < B; b++) {
-      const n = counts ? counts[b] : C;
-      if (!(n >= 0 && n <= C)) {
-        throw new ConfigError(`forwardTokens: counts[${b}] = ${n} is outside [0, ${C}]`, "fix the counts");
-      }
-      if (cache.lengths[b] + n > cache.maxLen) {
-        throw new KlearError(
-          "KV_CACHE_FULL",
-          `forwardTokens: sequence ${b} would reach ${cache.lengths[b] + n} tokens, past the cache's maxLen ${cache.maxLen}`,
-          "create the cache with maxLen >= prompt length + max new tokens",
-        );
-      }
-      R += n;
-    }
-    const V = cfg.vocabSize;
-    const D = cfg.hiddenSize;
-    const H = cfg.numAttentionHeads;
-    const Hkv = cfg.numKeyValueHeads;
-    const hd = cfg.headDim;
-    const qDim = H * hd;
-    const kvDim = Hkv * hd;
-    const F = cfg.intermediateSize;
-    const be = this.backend;
-    const rope = this.ropeTable(cache.maxLen);
-    const out = new Float32Array(B * V);
-    if (R === 0) return out;
-
-    const ib = (name: string, n: number) => {
-      const f = cache.buf(name, n);
-      return new Int32Array(f.buffer, f.byteOffset, n);
+    const weights = {
+      embed: this.embed,
+      layers: this.layers,
+      finalNorm: this.finalNorm,
+      lmHead: this.lmHead,
     };
-    const rowTok = ib("rowTok", R);
-    const rowSeq = ib("rowSeq", R);
-    const rowPos = ib("rowPos", R);
-    const lastRow = ib("lastRow", B);
-    let r = 0;
-    for (let b = 0; b < B; b++) {
-      const n = counts ? counts[b] : C;
-      lastRow[b] = -1;
-      for (let t = 0; t < n; t++) {
-        rowTok[r] = tokens[b * C + t];
-        rowSeq[r] = b;
-        rowPos[r] = cache.lengths[b] + t;
-        lastRow[b] = r;
-        r++;
-      }
-    }
-    this.checkTokens(rowTok, "tokens");
-    const h = cache.buf("h", R * D);
-    const xn = cache.buf("xn", R * D);
-    const rstd = cache.buf("rstd", R * H);
-    const q = cache.buf("q", R * qDim);
-    const qn = cache.buf("qn", R * qDim);
-    const k = cache.buf("k", R * kvDim);
-    const kn = cache.buf("kn", R * kvDim);
-    const v = cache.buf("v", R * kvDim);
-    const att = cache.buf("att", R * qDim);
-    const gate = cache.buf("gate", R * F);
-    const up = cache.buf("up", R * F);
-    const act = cache.buf("act", R * F);
-    const scale = 1 / Math.sqrt(hd);
-    be.embedding(this.embed.data, rowTok, h, R, D);
-    for (let l = 0; l < cfg.numHiddenLayers; l++) {
-      const w = this.layers[l];
-      be.rmsnorm(h, w.inputNorm.data, xn, rstd, R, D, cfg.rmsNormEps);
-      be.gemm(false, true, R, qDim, D, 1, xn, D, w.q.data, D, 0, q, qDim);
-      be.gemm(false, true, R, kvDim, D, 1, xn, D, w.k.data, D, 0, k, kvDim);
-      be.gemm(false, true, R, kvDim, D, 1, xn, D, w.v.data, D, 0, v, kvDim);
-      be.rmsnorm(q, w.qNorm.data, qn, rstd, R * H, hd, cfg.rmsNormEps);
-      be.rmsnorm(k, w.kNorm.data, kn, rstd, R * Hkv, hd, cfg.rmsNormEps);
-      be.rope(qn, rope.cos, rope.sin, rowPos, R, H, hd, false);
-      be.rope(kn, rope.cos, rope.sin, rowPos, R, Hkv, hd, false);
-      be.kvWrite(kn, cache.k[l], rowSeq, rowPos, R, Hkv, hd, cache.maxLen);
-      be.kvWrite(v, cache.v[l], rowSeq, rowPos, R, Hkv, hd, cache.maxLen);
-      be.attentionDecode(qn, cache.k[l], cache.v[l], att, rowSeq, rowPos, R, H, Hkv, hd, cache.maxLen, scale);
-      be.gemm(false, true, R, D, qDim, 1, att, qDim, w.o.data, qDim, 1, h, D);
-      be.rmsnorm(h, w.postNorm.data, xn, rstd, R, D, cfg.rmsNormEps);
-      be.gemm(false, true, R, F, D, 1, xn, D, w.gate.data, D, 0, gate, F);
-      be.gemm(false, true, R, F, D, 1, xn, D, w.up.data, D, 0, up, F);
-      be.swiglu(gate, up, act, R * F);
-      be.gemm(false, true, R, D, F, 1, act, F, w.down.data, F, 1, h, D);
-    }
-    // Only each sequence's last new row needs the final norm and the vocabulary projection.
-    const last = cache.buf("last", B * D);
-    const seqOf = ib("seqOf", B);
-    let m = 0;
-    for (let b = 0; b < B; b++) {
-      if (lastRow[b] < 0) continue;
-      last.set(h.subarray(lastRow[b] * D, (lastRow[b] + 1) * D), m * D);
-      seqOf[m++] = b;
-    }
-    const lastN = cache.buf("lastN", m * D);
-    be.rmsnorm(last.subarray(0, m * D), this.finalNorm.data, lastN, rstd, m, D, cfg.rmsNormEps);
-    const logits = cache.buf("logits", m * V);
-    be.gemm(false, true, m, V, D, 1, lastN, D, this.lmHead.data, D, 0, logits, V);
-    for (let i = 0; i < m; i++) out.set(logits.subarray(i * V, (i + 1) * V), seqOf[i] * V);
-    for (let b = 0; b < B; b++) cache.lengths[b] += counts ? counts[b] : C;
-    return out;
+    return decodeTokens(
+      this.config,
+      this.dims,
+      weights,
+      this.backend,
+      this.ropeTable(cache.maxLen),
+      cache,
+      tokens,
+      counts,
+    );
   }
 }
