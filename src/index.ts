@@ -3,6 +3,7 @@
  * Each module's index.ts lists its public API; names must be unique across modules.
  */
 
+export * from "./backend/index.js";
 export * from "./data/index.js";
 export * from "./engine/index.js";
 export * from "./eval/index.js";

@@ -110,6 +110,43 @@ export class AdamW {
   }
 }
 
+/** One named moment tensor of a serialised AdamW state (`m.<param>` / `v.<param>`), flat. */
+export interface AdamWStateTensor {
+  data: Float32Array;
+  shape: number[];
+}
+
+/**
+ * AdamW's moments as named flat tensors (`m.<param>`, `v.<param>`) plus the step count, ready for a
+ * tensor file (checkpoints write them to optimizer.safetensors with the step in its metadata).
+ */
+export function adamWStateTensors(state: AdamWState): Map<string, AdamWStateTensor> {
+  const tensors = new Map<string, AdamWStateTensor>();
+  for (const [name, m] of state.m) tensors.set(`m.${name}`, { data: m, shape: [m.length] });
+  for (const [name, v] of state.v) tensors.set(`v.${name}`, { data: v, shape: [v.length] });
+  return tensors;
+}
+
+/** The inverse of `adamWStateTensors`: named moment tensors and a step count back into an `AdamWState`. */
+export function adamWStateFromTensors(
+  tensors: ReadonlyMap<string, { data: Float32Array }>,
+  step: number,
+): AdamWState {
+  const state: AdamWState = { step, m: new Map(), v: new Map() };
+  for (const [key, t] of tensors) {
+    const dot = key.indexOf(".");
+    const kind = key.slice(0, dot);
+    if (dot < 0 || (kind !== "m" && kind !== "v")) {
+      throw new ConfigError(
+        `optimizer state tensor "${key}" is neither m.<param> nor v.<param>`,
+        "resume from an optimizer state AdamW wrote",
+      );
+    }
+    (kind === "m" ? state.m : state.v).set(key.slice(dot + 1), t.data);
+  }
+  return state;
+}
+
 /** The global L2 norm of all gradients. */
 export function gradNorm(params: Map<string, Parameter>, backend: Backend = getNativeBackend()): number {
   let total = 0;

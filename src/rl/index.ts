@@ -16,6 +16,7 @@ export {
   type ResolvedAdvantageConfig,
   registerAdvantageEstimator,
 } from "./advantages.js";
+export { evaluateRlPolicy, type HeldOutResult, type HeldOutSampling } from "./evaluate.js";
 export {
   checkDynamicSamplingConfig,
   DynamicSampler,
@@ -32,10 +33,40 @@ export {
   softOverlongPenalty,
   truncatedFromFinishReasons,
 } from "./filters.js";
+export { type RlObjective, rlObjective, rlPolicyLossConfig } from "./loss-options.js";
+export {
+  type CollectedRollouts,
+  type CollectRolloutsInput,
+  collectRollouts,
+  type GroupFilterCounts,
+  type RolloutMetrics,
+  type Trajectory,
+  truncatePromptLeft,
+} from "./rollout.js";
+export { codeRlTask, mathRlTask, type RowPrompts, rowTaskPrompts } from "./row-tasks.js";
 export {
   type PositiveSftConfig,
   type PositiveSftInput,
   type PositiveSftResult,
   positiveSftTerm,
 } from "./sft-term.js";
+export type {
+  RlPrompt,
+  RlScore,
+  RlScoreContext,
+  RlScorer,
+  RlTask,
+  RlTaskContext,
+  RlTaskFactory,
+} from "./task.js";
 export * from "./trainer.js";
+export {
+  assignAdvantages,
+  type OldLogprobMetrics,
+  oldLogprobs,
+  type PolicyUpdateSettings,
+  policyUpdate,
+  type ScoredTrajectory,
+  trainingSequence,
+  type UpdateMetrics,
+} from "./update.js";

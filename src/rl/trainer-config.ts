@@ -80,6 +80,14 @@ export const RlConfigSchema = z.strictObject({
       topP: z.number().gt(0).max(1).default(1).describe("nucleus sampling (Klear: 1.0 = off)"),
       topK: z.number().int().min(-1).default(0).describe("top-k sampling; 0 or -1 = off (Klear: -1)"),
       maxNewTokens: z.number().int().positive().default(40).describe("longest response sampled"),
+      maxPromptTokens: z
+        .number()
+        .int()
+        .min(0)
+        .default(0)
+        .describe(
+          "longest prompt; longer ones lose their oldest tokens (left truncation, counted as promptsTruncated); 0 = no limit (Klear: 4096)",
+        ),
       maxGenBatches: z
         .number()
         .int()
@@ -196,7 +204,12 @@ export const RlConfigSchema = z.strictObject({
   eval: z
     .strictObject({
       maxNewTokens: z.number().int().positive().default(40).describe("longest held-out completion"),
-      temperature: z.number().min(0).default(0).describe("held-out sampling temperature (0 = greedy)"),
+      temperature: z
+        .number()
+        .min(0)
+        .default(0.6)
+        .describe("held-out sampling temperature (the paper: 0.6; 0 = greedy)"),
+      topP: z.number().gt(0).max(1).default(0.95).describe("held-out nucleus sampling (the paper: 0.95)"),
     })
     .prefault({})
     .describe("held-out accuracy before and after RL"),
@@ -222,6 +235,7 @@ const klearShared = {
     topP: M.rollout.topP,
     topK: M.rollout.topK,
     maxNewTokens: M.lengths.maxResponseTokens,
+    maxPromptTokens: M.lengths.maxPromptTokens,
     maxGenBatches: M.dynamicSampling.maxGenBatches,
   },
   loss: {
@@ -244,7 +258,7 @@ const klearShared = {
     penaltyFactor: M.overlong.softPunishment.penaltyFactor,
   },
   update: { ppoEpochs: M.ppoEpochs, microBatchSize: 8 },
-  eval: { maxNewTokens: M.lengths.maxResponseTokens, temperature: 0.6 },
+  eval: { maxNewTokens: M.lengths.maxResponseTokens, temperature: 0.6, topP: 0.95 },
   checkpointEvery: 5,
 } as const;
 
@@ -255,7 +269,8 @@ export const RL_PRESETS = {
   /** Klear-Reasoner math RL (perf_run_dapo_ours_math.sh): needs a GPU-class model and math rows. */
   "klear-math": {
     ...klearShared,
-    steps: 1715,
+    // An estimate (the paper does not say): 5 epochs over the 88K math prompts at 256 a step.
+    steps: 5 * Math.floor(88_000 / M.dynamicSampling.genBatchPrompts),
     update: { ...klearShared.update, miniBatchPrompts: M.miniBatchPrompts },
     optimizer: {
       lr: M.optimizer.lr,
@@ -268,12 +283,13 @@ export const RL_PRESETS = {
   },
   /**
    * Klear-Reasoner code RL (perf_run_dapo_ours_code.sh): as math but lr 5e-7 and 32-prompt mini-batches,
-   * code rows scored in the sandbox with the soft reward.
+   * code rows scored in the sandbox with the soft reward. Steps: an estimate (the paper does not say),
+   * the recipe's 5 epochs over the 18K-prompt code set at 256 prompts a step, 5 × ⌊18000 / 256⌋ = 350.
    */
   "klear-code": {
     ...klearShared,
     task: { kind: "code", testSize: 30 },
-    steps: 1715,
+    steps: 5 * Math.floor(18_000 / M.dynamicSampling.genBatchPrompts),
     update: { ...klearShared.update, miniBatchPrompts: klearCodeRlPreset.miniBatchPrompts },
     optimizer: {
       lr: klearCodeRlPreset.optimizer.lr,

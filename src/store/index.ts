@@ -1,5 +1,18 @@
 // Public API of src/store (re-exported from the package root).
-export type { RunPaths } from "./run.js";
+export {
+  type CheckpointPayload,
+  type LocalTrainingState,
+  loadTrainingCheckpoint,
+  OPTIMIZER_STATE_FILE,
+  readOptimizerState,
+  readTrainerState,
+  requireInitCheckpoint,
+  saveTrainingCheckpoint,
+  TRAINER_STATE_FILE,
+  type TrainerStateBase,
+  writeLocalTrainingState,
+} from "./checkpoint.js";
+export type { OpenedTrainingRun, RunPaths } from "./run.js";
 export {
   appendMetrics,
   checkpointDir,
@@ -8,6 +21,7 @@ export {
   listCheckpoints,
   openRun,
   readMetrics,
+  resumeOrCreateRun,
   runPaths,
   saveRunCheckpoint,
   truncateMetricsAfter,
@@ -15,6 +29,7 @@ export {
 export { discoverRuns, type LoadedRun, type LoadRunsOptions, loadRuns, type RunKind } from "./run-data.js";
 export type { SampleKind, SampleRecord } from "./samples.js";
 export { RunDatabase } from "./samples.js";
+export { runTrainingSteps, type TrainingStepsOptions, type TrainingStepsOutcome } from "./steps.js";
 export {
   crc32c,
   listEventFiles,

@@ -163,3 +163,39 @@ export function listCheckpoints(runDir: string): { step: number; path: string }[
   }
   return out.sort((a, b) => a.step - b.step);
 }
+
+/** A run opened for training: its paths, its config, and the checkpoint to resume from (null: start at step 0). */
+export interface OpenedTrainingRun<C> {
+  paths: RunPaths;
+  config: C;
+  resumeFrom: { step: number; path: string } | null;
+}
+
+/**
+ * Opens the run in `out` to resume it (its saved config wins, validated by `parse`) or creates it with
+ * the config `create` returns (which may throw before the directory exists, so a bad config needs no
+ * cleanup). Resuming finds the latest checkpoint, if any.
+ */
+export function resumeOrCreateRun<C>(opts: {
+  out: string;
+  resume?: boolean;
+  log: (line: string) => void;
+  parse: (value: unknown, source: string) => C;
+  create: () => C;
+}): OpenedTrainingRun<C> {
+  if (opts.resume) {
+    const opened = openRun(opts.out);
+    const config = opts.parse(opened.config, opened.paths.config);
+    const resumeFrom = latestCheckpoint(opened.paths.dir);
+    opts.log(
+      resumeFrom
+        ? `resuming ${opened.paths.dir} from step ${resumeFrom.step}`
+        : `resuming ${opened.paths.dir}: no checkpoint yet, starting from step 0`,
+    );
+    return { paths: opened.paths, config, resumeFrom };
+  }
+  const config = opts.create();
+  const paths = createRun(opts.out, config);
+  opts.log(`run directory: ${paths.dir}`);
+  return { paths, config, resumeFrom: null };
+}

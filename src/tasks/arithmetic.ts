@@ -103,6 +103,8 @@ export interface ArithmeticSplit {
   train: () => ArithmeticProblem;
   /** Prompts held out of training. */
   heldOut: ReadonlySet<string>;
+  /** One training problem drawn with `rng` (never a held-out prompt): for streams seeded by position. */
+  drawTrain: (rng: Rng) => ArithmeticProblem;
 }
 
 /**
@@ -133,14 +135,14 @@ export function arithmeticSplit(
     heldOut.add(p.prompt);
     test.push(p);
   }
-  const trainRng = new Rng(seed);
-  const train = () => {
+  const drawTrain = (rng: Rng) => {
     for (;;) {
-      const p = sampleArithmeticProblem(trainRng, o);
+      const p = sampleArithmeticProblem(rng, o);
       if (!heldOut.has(p.prompt)) return p;
     }
   };
-  return { test, train, heldOut };
+  const trainRng = new Rng(seed);
+  return { test, train: () => drawTrain(trainRng), heldOut, drawTrain };
 }
 
 export interface ArithmeticVerdict {

@@ -162,7 +162,8 @@ export function demoRlConfig(config: DemoConfig, init: string): RlConfig {
         maxOperand: config.task.maxOperand,
         testSize: config.task.testSize,
       },
-      eval: { maxNewTokens: config.eval.maxNewTokens, temperature: 0 },
+      // Greedy, as the SFT phase is measured, so the two phases' accuracies compare.
+      eval: { maxNewTokens: config.eval.maxNewTokens, temperature: 0, topP: 1 },
     },
     "demo config section rl",
   );

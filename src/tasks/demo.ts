@@ -5,28 +5,22 @@ import { loadModel } from "../model/checkpoint.js";
 import { tinyQwen3Config } from "../model/config.js";
 import { Qwen3Model } from "../model/qwen3.js";
 import { ByteTokenizer, type Tokenizer } from "../model/tokenizer.js";
-import {
-  loadTrainerOptimizerState,
-  type RlResult,
-  readTrainerState,
-  runRl,
-  saveTrainerCheckpoint,
-  startTrainingRun,
-} from "../rl/trainer.js";
+import { type RlResult, runRl } from "../rl/trainer.js";
 import { generate } from "../rollout/generate.js";
+import { readOptimizerState, readTrainerState, saveTrainingCheckpoint } from "../store/checkpoint.js";
 import {
   appendMetrics,
-  latestCheckpoint,
   type RunPaths,
   readMetrics,
+  resumeOrCreateRun,
   truncateMetricsAfter,
 } from "../store/run.js";
 import { RunDatabase, type SampleRecord } from "../store/samples.js";
+import { runTrainingSteps } from "../store/steps.js";
 import { atomicWriteJsonSync } from "../util/atomic.js";
-import { stopRequestedAtStepBoundary } from "../util/config.js";
-import { createProgress } from "../util/progress.js";
 import { type ArithmeticProblem, arithmeticSplit, verifyArithmetic } from "./arithmetic.js";
 import { type DemoConfig, demoRlConfig, demoRunsRl, parseDemoConfig } from "./demo-config.js";
+import { arithmeticRlTask } from "./rl-tasks.js";
 
 /** What the demo measured, also written to `result.json` in the run directory. */
 export interface DemoResult {
@@ -214,7 +208,7 @@ function fmt(x: number | null, digits = 4): string {
  */
 export async function runDemo(configIn: DemoConfig, opts: DemoOptions): Promise<DemoResult> {
   const log = opts.log ?? ((line: string) => console.log(line));
-  const { paths, config, resumeFrom } = startTrainingRun({
+  const { paths, config, resumeFrom } = resumeOrCreateRun({
     out: opts.out,
     resume: opts.resume,
     log,
@@ -241,6 +235,8 @@ export async function runDemo(configIn: DemoConfig, opts: DemoOptions): Promise<
       log(`phase 2: GPPO RL for ${config.rl.steps} steps from ${sft.checkpoint} (run directory ${rlDir})`);
       rl = await runRl({
         config: demoRlConfig(config, sft.checkpoint),
+        // The same split function and seed as phase 1: RL is measured on the very problems SFT was.
+        task: arithmeticRlTask,
         out: rlDir,
         // Resume RL exactly when an earlier demo process got as far as creating its run directory.
         resume: opts.resume && existsSync(join(rlDir, "config.json")),
@@ -391,7 +387,7 @@ async function trainSft(
     // Norm gains and biases stay undecayed, as in most LM recipes.
     decay: (_name, p) => p.shape.length >= 2,
   });
-  if (resumeFrom) await loadTrainerOptimizerState(resumeFrom.path, optimizer, state.step);
+  if (resumeFrom) await readOptimizerState(resumeFrom.path, optimizer, state.step);
   // The training stream is a pure function of the seed: skip what the resumed steps consumed.
   for (let i = 0; i < state.step * config.train.batchSize; i++) split.train();
 
@@ -401,51 +397,46 @@ async function trainSft(
     totalSteps: config.train.steps,
     minLrRatio: config.train.minLrRatio,
   };
-  const total = config.train.steps;
-  const progress = createProgress("demo sft", total, { unit: "steps", silent: opts.quiet });
-  progress.update(state.step);
-  const t0 = Date.now();
   let lastLoss: number | null = null;
-  let interrupted = false;
-  let lastSaved = resumeFrom?.step ?? -1;
-  while (state.step < total) {
-    if (await stopRequestedAtStepBoundary(opts.shouldStop)) {
-      interrupted = true;
-      break;
-    }
-    const problems = Array.from({ length: config.train.batchSize }, () => split.train());
-    const batch = demoBatch(problems, tokenizer);
-    model.zeroGrad();
-    const { logp } = model.logprobs(batch);
-    const dLogp = new Float32Array(logp.length);
-    let loss = 0;
-    for (let i = 0; i < logp.length; i++) {
-      if (batch.targets[i] < 0) continue;
-      loss -= logp[i];
-      dLogp[i] = -1 / batch.lossTokens;
-    }
-    loss /= batch.lossTokens;
-    model.backward(dLogp);
-    const gradNorm = clipGradNorm(params, config.train.gradClip);
-    // lrAt counts from 0, so step k (1-based) uses the rate at k: warmup starts above zero.
-    const lr = lrAt(schedule, config.train.lr, state.step + 1);
-    optimizer.step(lr);
-    state.step++;
-    state.firstLoss ??= loss;
-    lastLoss = loss;
-    appendMetrics(paths, { step: state.step, loss, lr, gradNorm, lossTokens: batch.lossTokens });
-    progress.tick(1, { loss: loss.toFixed(3) });
-    if (state.step % config.train.checkpointEvery === 0 || state.step === total) {
-      await saveTrainerCheckpoint(paths, state.step, model, tokenizer, optimizer, state);
-      lastSaved = state.step;
-    }
-  }
-  progress.stop();
-  const trainSeconds = (Date.now() - t0) / 1000;
-
-  if (lastSaved !== state.step)
-    await saveTrainerCheckpoint(paths, state.step, model, tokenizer, optimizer, state);
-  const checkpoint = latestCheckpoint(paths.dir)!.path;
+  const payload = { model, tokenizer, optimizer };
+  const { checkpoint, trainSeconds, interrupted } = await runTrainingSteps({
+    label: "demo sft",
+    runDir: paths.dir,
+    startStep: state.step,
+    total: config.train.steps,
+    checkpointEvery: config.train.checkpointEvery,
+    savedStep: resumeFrom?.step ?? null,
+    quiet: opts.quiet,
+    shouldStop: opts.shouldStop,
+    log,
+    runStep: async () => {
+      const problems = Array.from({ length: config.train.batchSize }, () => split.train());
+      const batch = demoBatch(problems, tokenizer);
+      model.zeroGrad();
+      const { logp } = model.logprobs(batch);
+      const dLogp = new Float32Array(logp.length);
+      let loss = 0;
+      for (let i = 0; i < logp.length; i++) {
+        if (batch.targets[i] < 0) continue;
+        loss -= logp[i];
+        dLogp[i] = -1 / batch.lossTokens;
+      }
+      loss /= batch.lossTokens;
+      model.backward(dLogp);
+      const gradNorm = clipGradNorm(params, config.train.gradClip);
+      // lrAt counts from 0, so step k (1-based) uses the rate at k: warmup starts above zero.
+      const lr = lrAt(schedule, config.train.lr, state.step + 1);
+      optimizer.step(lr);
+      state.step++;
+      state.firstLoss ??= loss;
+      lastLoss = loss;
+      appendMetrics(paths, { step: state.step, loss, lr, gradNorm, lossTokens: batch.lossTokens });
+      return { step: state.step, show: { loss: loss.toFixed(3) } };
+    },
+    save: async (step) => {
+      await saveTrainingCheckpoint(paths, step, { payload, trainerState: state });
+    },
+  });
   if (lastLoss === null) lastLoss = lastLoggedLoss(paths);
   const outcome: SftOutcome = {
     steps: state.step,
@@ -457,10 +448,7 @@ async function trainSft(
     trainSeconds,
     interrupted,
   };
-  if (interrupted) {
-    log(`interrupted at step ${state.step}/${total}; checkpoint saved to ${checkpoint}`);
-    return outcome;
-  }
+  if (interrupted) return outcome;
 
   log(
     `loss: first ${fmt(state.firstLoss)} → last ${fmt(lastLoss)} over ${state.step} steps (${trainSeconds.toFixed(1)} s)`,

@@ -34,3 +34,4 @@ export {
   parseDemoConfig,
   resolveDemoConfig,
 } from "./demo-config.js";
+export { arithmeticOptionsOf, arithmeticRlTask, rlTaskFromConfig } from "./rl-tasks.js";

@@ -8,11 +8,15 @@ import { tinyQwen3Config } from "../../src/model/config.js";
 import { Qwen3Model } from "../../src/model/qwen3.js";
 import { ByteTokenizer } from "../../src/model/tokenizer.js";
 import { BWRAP_PATH, PYTHON_PATH } from "../../src/rewards/code/local.js";
+import { rlPolicyLossConfig } from "../../src/rl/loss-options.js";
 import { POLICY_LOSS_NAMES } from "../../src/rl/objectives/config.js";
-import { codeRlTask, type RlScorer, rlPolicyLossConfig, runRl } from "../../src/rl/trainer.js";
+import { codeRlTask } from "../../src/rl/row-tasks.js";
+import type { RlScorer } from "../../src/rl/task.js";
+import { runRl } from "../../src/rl/trainer.js";
 import { parseRlConfig, type RlConfig, resolveRlConfig } from "../../src/rl/trainer-config.js";
 import { readMetrics, runPaths } from "../../src/store/run.js";
 import { RunDatabase } from "../../src/store/samples.js";
+import { rlTaskFromConfig } from "../../src/tasks/rl-tasks.js";
 
 const root = mkdtempSync(join(tmpdir(), "klear-rl-trainer-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -83,6 +87,7 @@ describe("runRl: every loss updates every parameter", () => {
     it(`${name}: two steps change every trainable tensor`, async () => {
       const out = newOut(name);
       const result = await runRl({
+        task: rlTaskFromConfig,
         config: smallConfig({ "loss.name": name }),
         out,
         init: initDir,
@@ -133,6 +138,7 @@ describe("runRl: gradient accumulation and optional terms", () => {
   it("the micro-batch size does not change the update (whole-mini-batch normalisers)", async () => {
     const run = async (micro: string) =>
       runRl({
+        task: rlTaskFromConfig,
         config: smallConfig({ steps: "1", "update.microBatchSize": micro }),
         out: newOut(`micro-${micro}`),
         init: initDir,
@@ -162,6 +168,7 @@ describe("runRl: gradient accumulation and optional terms", () => {
     it(`${what}: a step runs and logs finite metrics`, async () => {
       const out = newOut(what.replace(/\W+/g, "-"));
       await runRl({
+        task: rlTaskFromConfig,
         config: smallConfig({ steps: "1", ...overrides }),
         out,
         init: initDir,
@@ -180,6 +187,7 @@ describe("runRl: gradient accumulation and optional terms", () => {
 it("the overlong filter drops truncated responses before the group filter", async () => {
   const out = newOut("overlong");
   await runRl({
+    task: rlTaskFromConfig,
     config: smallConfig({ steps: "1", "overlong.filter": "true" }),
     out,
     init: initDir,
@@ -198,6 +206,7 @@ describe("runRl: resume", () => {
     const config = smallConfig({ steps: "4", checkpointEvery: "2" });
     const straight = newOut("straight");
     const a = await runRl({
+      task: rlTaskFromConfig,
       config,
       out: straight,
       init: initDir,
@@ -209,6 +218,7 @@ describe("runRl: resume", () => {
     const split = newOut("split");
     let calls = 0;
     const first = await runRl({
+      task: rlTaskFromConfig,
       config,
       out: split,
       init: initDir,
@@ -226,6 +236,7 @@ describe("runRl: resume", () => {
       `${readFileSync(runPaths(split).metrics, "utf8")}{"step": 3, "rewa`,
     );
     const b = await runRl({
+      task: rlTaskFromConfig,
       config,
       out: split,
       resume: true,
@@ -261,6 +272,7 @@ describe("runRl: group filter", () => {
   it("drops groups whose responses are all correct: no update, a skipped step", async () => {
     const out = newOut("all-correct");
     const result = await runRl({
+      task: rlTaskFromConfig,
       config: smallConfig({ steps: "1" }),
       out,
       init: initDir,
@@ -280,6 +292,7 @@ describe("runRl: group filter", () => {
   it("dynamic sampling generates again until the batch is full (maxGenBatches 0)", async () => {
     const out = newOut("refill");
     await runRl({
+      task: rlTaskFromConfig,
       config: smallConfig({
         steps: "1",
         "rollout.genBatchPrompts": "2",
@@ -301,6 +314,7 @@ describe("runRl: group filter", () => {
   it("with the filter off, every group is trained on", async () => {
     const out = newOut("no-filter");
     await runRl({
+      task: rlTaskFromConfig,
       config: smallConfig({ steps: "1", "groupFilter.enabled": "false" }),
       out,
       init: initDir,
@@ -385,11 +399,18 @@ describe("rl config", () => {
 
   it("refuses to start without --init, and a math task without rows", async () => {
     await assert.rejects(
-      runRl({ config: smallConfig(), out: newOut("no-init"), quiet: true, log: () => {} }),
+      runRl({
+        config: smallConfig(),
+        task: rlTaskFromConfig,
+        out: newOut("no-init"),
+        quiet: true,
+        log: () => {},
+      }),
       /needs the policy to start from/,
     );
     await assert.rejects(
       runRl({
+        task: rlTaskFromConfig,
         config: smallConfig({ "task.kind": "math" }),
         out: newOut("no-rows"),
         init: initDir,
@@ -416,14 +437,15 @@ describe("rl config", () => {
     writeFileSync(rows, `${lines.join("\n")}\n`);
     const config = smallConfig({ "task.kind": "code", "task.trainFile": rows, "task.testSize": "1" });
     const tokenizer = (await loadModel(initDir)).tokenizer;
-    const task = await codeRlTask(config, tokenizer);
+    const task = await codeRlTask({ config, tokenizer });
     const [prompt] = task.prompts(0, 1);
     const program = "a, b = map(int, input().split())\nprint(a + b)";
-    const right = await task.score(prompt, `<think>sum</think>\n\`\`\`python\n${program}\n\`\`\``);
+    const ctx = { seed: 0 };
+    const right = await task.score(prompt, `<think>sum</think>\n\`\`\`python\n${program}\n\`\`\``, ctx);
     assert.deepEqual(right, { reward: 1, correct: true });
-    const half = await task.score(prompt, "<think>x</think>\n```python\nprint(3)\n```");
+    const half = await task.score(prompt, "<think>x</think>\n```python\nprint(3)\n```", ctx);
     assert.deepEqual(half, { reward: 0, correct: false }, "one of two tests: 2·0.5 − 1");
-    const noThink = await task.score(prompt, `\`\`\`python\n${program}\n\`\`\``);
+    const noThink = await task.score(prompt, `\`\`\`python\n${program}\n\`\`\``, ctx);
     assert.equal(noThink.reward, -0.5, "Klear's think gate: no </think> → −0.5");
   });
 
@@ -438,6 +460,7 @@ describe("rl config", () => {
     writeFileSync(rows, `${lines.join("\n")}\n`);
     const out = newOut("math");
     const result = await runRl({
+      task: rlTaskFromConfig,
       config: smallConfig({ steps: "1", "task.kind": "math", "task.trainFile": rows }),
       out,
       init: initDir,

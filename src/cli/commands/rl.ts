@@ -1,5 +1,6 @@
 import { rlResultLine, runRl } from "../../rl/trainer.js";
 import { describeRlConfig, RL_PRESET_NAMES, resolveRlConfig } from "../../rl/trainer-config.js";
+import { rlTaskFromConfig } from "../../tasks/rl-tasks.js";
 import { defaultRunDir, parseRunCommandArgs, withGracefulStop } from "../../util/config.js";
 
 export const summary = "GPPO reinforcement learning from a checkpoint (arithmetic on CPU, or math rows)";
@@ -48,6 +49,7 @@ export async function run(argv: string[]): Promise<number> {
   return withGracefulStop("rl", async (shouldStop) => {
     const result = await runRl({
       config,
+      task: rlTaskFromConfig,
       out,
       init: values.init as string | undefined,
       resume: values.resume === true,
