@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs one test suite. Suites are chosen by file name under test/:
-#   unit         *.test.ts except the suites below (plus lint and typecheck): fast, what `npm test` runs
+#   unit         *.test.ts except the suites below (plus lint, typecheck and the layer rules of
+#                .dependency-cruiser.cjs): fast, what `npm test` runs
 #   conformance  *.conformance.test.ts: against public data in ../shared/data (skips, saying so, when absent)
 #   e2e          *.e2e.test.ts: whole commands end to end
 #   browser      *.browser.test.ts: reports opened in headless Chromium
@@ -12,6 +13,7 @@ case "$suite" in
   unit)
     npx biome check .
     npx tsc -p tsconfig.json --noEmit
+    npm run --silent lint:layers
     mapfile -t files < <(find test -name '*.test.ts' ! -name '*.conformance.test.ts' ! -name '*.e2e.test.ts' ! -name '*.browser.test.ts' ! -name '*.server.test.ts' | sort) ;;
   conformance|e2e|browser|server)
     mapfile -t files < <(find test -name "*.$suite.test.ts" | sort) ;;
