@@ -16,6 +16,7 @@ export interface CommandModule {
 
 export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   demo: () => import("./commands/demo.js"),
+  sft: () => import("./commands/sft.js"),
   rl: () => import("./commands/rl.js"),
   eval: () => import("./commands/eval.js"),
   data: () => import("./commands/data.js"),

@@ -1,0 +1,428 @@
+/**
+ * `klear sft` as a library call: supervised fine-tuning of a checkpoint on chat rows, with the assistant-only
+ * loss, packing, token-mean NLL over each optimizer batch (gradient accumulation that does not depend on the
+ * micro-batch split), AdamW with warmup + cosine to a floor, clipping, epochs, held-out loss, and resumable,
+ * HF-loadable checkpoints in a run directory.
+ */
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { AdamW, clipGradNorm, type LrSchedule, lrAt } from "../engine/optim.js";
+import { loadModel } from "../model/checkpoint.js";
+import type { Qwen3Model } from "../model/qwen3.js";
+import type { Tokenizer } from "../model/tokenizer.js";
+import { loadTrainingCheckpoint, saveTrainingCheckpoint } from "../store/checkpoint.js";
+import { appendMetrics, type RunPaths, resumeOrCreateRun, truncateMetricsAfter } from "../store/run.js";
+import { runTrainingSteps } from "../store/steps.js";
+import { ConfigError, KlearError } from "../util/errors.js";
+import { parseSftConfig, type SftConfig } from "./config.js";
+import {
+  checkSomeRowsKept,
+  describeSummary,
+  emptySummary,
+  readSftSource,
+  type SftDataSummary,
+  type SftExample,
+} from "./data.js";
+import { buildBatch, epochRows, packRows } from "./pack.js";
+
+export interface SftOptions {
+  config: SftConfig;
+  /** Run directory (created; or resumed with `resume`). */
+  out: string;
+  /** Checkpoint to start from (overrides config.init). */
+  init?: string;
+  /** Row files (overrides config.data.sources with one weight-1 auto-format source per path). */
+  data?: string[];
+  resume?: boolean;
+  quiet?: boolean;
+  shouldStop?: () => boolean;
+  log?: (line: string) => void;
+}
+
+export interface SftResult {
+  runDir: string;
+  steps: number;
+  totalSteps: number;
+  firstLoss: number | null;
+  lastLoss: number | null;
+  heldOutLossBefore: number | null;
+  heldOutLossAfter: number | null;
+  /** Padding positions over all computed positions, averaged over this process's steps. */
+  paddingFraction: number;
+  tokensPerSecond: number;
+  checkpoint: string;
+  data: SftDataSummary;
+  interrupted: boolean;
+}
+
+/** Resumable trainer state, written next to each checkpoint (the data cursor is the step: the plan is seeded). */
+interface SftTrainerState {
+  step: number;
+  firstLoss: number | null;
+  heldOutLossBefore: number | null;
+  /** Rows and tokens trained on, so a resume over changed data is refused rather than silently different. */
+  fingerprint: { rows: number; tokens: number; heldOut: number };
+}
+
+/** One optimizer step's line in metrics.jsonl. */
+export interface SftStepMetrics {
+  step: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  lossTokens: number;
+  tokens: number;
+  sequences: number;
+  paddingFraction: number;
+  tokensPerSecond: number;
+  stepSeconds: number;
+  heldOutLoss?: number;
+}
+
+function fmt(x: number | null, digits = 4): string {
+  return x !== null && Number.isFinite(x) ? x.toFixed(digits) : "n/a";
+}
+
+/** The RESULT line `klear sft` ends with: held-out NLL after vs before (ratio above 1: SFT lowered it). */
+export function sftResultLine(r: SftResult): string {
+  const ratio =
+    r.heldOutLossBefore !== null && r.heldOutLossAfter !== null && r.heldOutLossAfter > 0
+      ? r.heldOutLossBefore / r.heldOutLossAfter
+      : Number.NaN;
+  return `RESULT sft klear=${fmt(r.heldOutLossAfter)} peer=${fmt(r.heldOutLossBefore)} unit=heldout-nll ratio=${fmt(ratio)}`;
+}
+
+function checkNewRunConfig(opts: SftOptions): SftConfig {
+  const init = opts.init ?? opts.config.init;
+  if (!init) {
+    throw new ConfigError(
+      "klear sft needs a checkpoint to start from",
+      "pass --init CHECKPOINT_DIR (an HF-style Qwen3 folder)",
+    );
+  }
+  if (!existsSync(join(init, "config.json"))) {
+    throw new ConfigError(
+      `--init ${init} is not a checkpoint folder (no config.json)`,
+      "pass an HF-style checkpoint folder (config.json, model.safetensors, tokenizer.json)",
+    );
+  }
+  const sources = opts.data?.length
+    ? opts.data.map((p) => ({ path: resolve(p) }))
+    : opts.config.data.sources.map((s) => ({
+        ...s,
+        path: typeof s.path === "string" ? resolve(s.path) : s.path.map((p) => resolve(p)),
+      }));
+  if (sources.length === 0) {
+    throw new ConfigError(
+      "klear sft has no data",
+      "pass --data FILE... (jsonl, .jsonl.gz, parquet or folders of shards)",
+    );
+  }
+  const heldOut =
+    typeof opts.config.data.heldOut === "string" ? [opts.config.data.heldOut] : opts.config.data.heldOut;
+  return parseSftConfig(
+    {
+      ...opts.config,
+      init: resolve(init),
+      data: { ...opts.config.data, sources, heldOut: heldOut.map((p) => resolve(p)) },
+    },
+    "sft options",
+  );
+}
+
+/** The training rows (per source, for mixing) and the held-out rows, read and tokenized. */
+async function loadData(
+  config: SftConfig,
+  tokenizer: Tokenizer,
+  log: (line: string) => void,
+): Promise<{
+  examples: SftExample[];
+  sources: { indexes: number[]; weight: number }[];
+  heldOut: SftExample[];
+  summary: SftDataSummary;
+}> {
+  const d = config.data;
+  const readOpts = {
+    template: config.render.template,
+    trainOn: config.render.trainOn,
+    maxTokens: config.pack.maxTokens,
+    overLong: d.overLong,
+    onBadRow: d.onBadRow,
+    maxRows: d.maxRows,
+    fields: d.fields,
+  };
+  const summary = emptySummary();
+  const examples: SftExample[] = [];
+  const perSource: number[][] = [];
+  for (const source of d.sources) {
+    const rows = await readSftSource(tokenizer, source, { ...readOpts, summary });
+    perSource.push(rows.map((_, i) => examples.length + i));
+    examples.push(...rows);
+  }
+  checkSomeRowsKept(summary, "klear sft data");
+  log(`data: ${describeSummary(summary)}`);
+  let heldOut: SftExample[] = [];
+  const heldOutFiles = typeof d.heldOut === "string" ? [d.heldOut] : d.heldOut;
+  if (heldOutFiles.length > 0) {
+    const hs = emptySummary();
+    heldOut = await readSftSource(
+      tokenizer,
+      { path: heldOutFiles, weight: 1, format: "auto", name: "held-out" },
+      { ...readOpts, summary: hs },
+    );
+    checkSomeRowsKept(hs, "klear sft held-out data");
+    log(`held-out: ${describeSummary(hs)}`);
+  } else if (d.heldOutRows > 0) {
+    // A seeded pick, never trained on; at least one row always stays for training.
+    const n = Math.min(d.heldOutRows, examples.length - 1);
+    const order = epochRows([{ indexes: examples.map((_, i) => i), weight: 1 }], config.seed, -1);
+    const held = new Set(order.slice(0, n));
+    heldOut = [...held].sort((a, b) => a - b).map((i) => examples[i]);
+    for (let s = 0; s < perSource.length; s++) perSource[s] = perSource[s].filter((i) => !held.has(i));
+  }
+  const sources = perSource.map((indexes, s) => ({ indexes, weight: d.sources[s].weight }));
+  return { examples, sources, heldOut, summary };
+}
+
+/** Every step's packed sequences (row indexes), all epochs in order: a pure function of the data and seed. */
+function planSteps(
+  config: SftConfig,
+  examples: readonly SftExample[],
+  sources: { indexes: number[]; weight: number }[],
+) {
+  const steps: { epoch: number; sequences: number[][] }[] = [];
+  const S = config.train.sequencesPerStep;
+  for (let epoch = 0; epoch < config.train.epochs; epoch++) {
+    const order = epochRows(sources, config.seed, epoch);
+    const bins = packRows(order, (r) => examples[r].ids.length, { ...config.pack, seed: config.seed, epoch });
+    for (let i = 0; i < bins.length; i += S) steps.push({ epoch, sequences: bins.slice(i, i + S) });
+  }
+  const max = config.train.maxSteps;
+  return max > 0 ? steps.slice(0, max) : steps;
+}
+
+function lossTokensOf(e: SftExample): number {
+  let n = 0;
+  for (let p = 1; p < e.lossMask.length; p++) n += e.lossMask[p];
+  return n;
+}
+
+/** Token-mean NLL of the held-out rows (packed as in training, in micro-batches). */
+export function heldOutLoss(
+  model: Qwen3Model,
+  rows: readonly SftExample[],
+  config: SftConfig,
+  padId: number,
+): number | null {
+  if (rows.length === 0) return null;
+  const bins = packRows(
+    rows.map((_, i) => i),
+    (r) => rows[r].ids.length,
+    { ...config.pack, seed: config.seed, epoch: -1 },
+  );
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < bins.length; i += config.train.microSequences) {
+    const { batch } = buildBatch(
+      bins.slice(i, i + config.train.microSequences).map((b) => b.map((r) => rows[r])),
+      padId,
+    );
+    const { logp } = model.logprobs(batch);
+    for (let k = 0; k < logp.length; k++) {
+      if (batch.targets[k] >= 0) {
+        sum -= logp[k];
+        count++;
+      }
+    }
+  }
+  return count > 0 ? sum / count : null;
+}
+
+/**
+ * One optimizer step: token-mean NLL over all of the step's sequences, accumulated micro-batch by micro-batch
+ * with the step's total loss-token count as the divisor, so the gradient is the same for any split.
+ */
+export function sftStepGradients(
+  model: Qwen3Model,
+  sequences: readonly (readonly SftExample[])[],
+  microSequences: number,
+  padId: number,
+): { loss: number; lossTokens: number; realTokens: number; computedTokens: number } {
+  const lossTokens = sequences.reduce((n, seq) => n + seq.reduce((m, e) => m + lossTokensOf(e), 0), 0);
+  // Similar lengths share a micro-batch, so little is padded; the order does not change the sum.
+  const bySize = [...sequences].sort(
+    (a, b) => b.reduce((n, e) => n + e.ids.length, 0) - a.reduce((n, e) => n + e.ids.length, 0),
+  );
+  model.zeroGrad();
+  let loss = 0;
+  let realTokens = 0;
+  let computedTokens = 0;
+  for (let i = 0; i < bySize.length; i += microSequences) {
+    const built = buildBatch(bySize.slice(i, i + microSequences), padId);
+    if (built.lossTokens === 0) continue;
+    loss += model.lossAndBackward(built.batch, { tokenCount: lossTokens }).loss;
+    realTokens += built.realTokens;
+    computedTokens += built.batch.batchSize * built.batch.seqLen;
+  }
+  return { loss, lossTokens, realTokens, computedTokens };
+}
+
+/** Runs (or resumes) SFT to the end of its plan or until `shouldStop`; the final checkpoint is always saved. */
+export async function runSft(opts: SftOptions): Promise<SftResult> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const { paths, config, resumeFrom } = resumeOrCreateRun({
+    out: opts.out,
+    resume: opts.resume,
+    log,
+    parse: parseSftConfig,
+    create: () => checkNewRunConfig(opts),
+  });
+  const loaded = await loadModel(resumeFrom ? resumeFrom.path : config.init);
+  const { model, tokenizer } = loaded;
+  const data = await loadData(config, tokenizer, log);
+  const plan = planSteps(config, data.examples, data.sources);
+  const fingerprint = {
+    rows: data.sources.reduce((n, s) => n + s.indexes.length, 0),
+    tokens: data.examples.reduce((n, e) => n + e.ids.length, 0),
+    heldOut: data.heldOut.length,
+  };
+  const params = model.parameters();
+  const optimizer = new AdamW(params, {
+    lr: config.optimizer.lr,
+    beta1: config.optimizer.beta1,
+    beta2: config.optimizer.beta2,
+    eps: config.optimizer.eps,
+    weightDecay: config.optimizer.weightDecay,
+    // Norm gains stay undecayed, as in most LM recipes.
+    decay: (_name, p) => p.shape.length >= 2,
+  });
+  const padId = tokenizer.padTokenId;
+  let state: SftTrainerState;
+  if (resumeFrom) {
+    state = await loadTrainingCheckpoint<SftTrainerState>(resumeFrom.path, { who: "klear sft", optimizer });
+    checkSameData(state.fingerprint, fingerprint, paths);
+    truncateMetricsAfter(paths, state.step);
+  } else {
+    truncateMetricsAfter(paths, -1);
+    const before = heldOutLoss(model, data.heldOut, config, padId);
+    appendMetrics(paths, { step: 0, phase: "eval-before", heldOutLoss: before });
+    log(`held-out loss before training: ${fmt(before)} (${data.heldOut.length} rows)`);
+    state = { step: 0, firstLoss: null, heldOutLossBefore: before, fingerprint };
+  }
+  const total = plan.length;
+  const warmupSteps = config.optimizer.warmupSteps ?? Math.round(config.optimizer.warmupRatio * total);
+  const schedule: LrSchedule = {
+    kind: "cosine",
+    warmupSteps,
+    totalSteps: total,
+    minLrRatio: config.optimizer.minLrRatio,
+  };
+  log(
+    `${total} steps (${config.train.epochs} epochs of ${fingerprint.rows} rows, ${config.train.sequencesPerStep} sequences of ≤ ${config.pack.maxTokens} tokens a step${config.pack.packing ? ", packed" : ""})`,
+  );
+
+  let lastLoss: number | null = null;
+  let heldOutAfter: number | null = null;
+  let padSum = 0;
+  let tokSum = 0;
+  let secSum = 0;
+  let stepsHere = 0;
+  const evalEvery = config.evalEvery;
+  const outcome = await runTrainingSteps({
+    label: "sft",
+    runDir: paths.dir,
+    startStep: state.step,
+    total,
+    checkpointEvery: config.checkpointEvery,
+    savedStep: resumeFrom?.step ?? null,
+    quiet: opts.quiet,
+    shouldStop: opts.shouldStop,
+    log,
+    runStep: async () => {
+      const t0 = performance.now();
+      const planned = plan[state.step];
+      const sequences = planned.sequences.map((rows) => rows.map((r) => data.examples[r]));
+      const g = sftStepGradients(model, sequences, config.train.microSequences, padId);
+      const gradNorm = clipGradNorm(params, config.optimizer.gradClip);
+      // lrAt counts from 0, so step k (1-based) uses the rate at k: warmup starts above zero.
+      const lr = lrAt(schedule, config.optimizer.lr, state.step + 1);
+      optimizer.step(lr);
+      state.step++;
+      state.firstLoss ??= g.loss;
+      lastLoss = g.loss;
+      const stepSeconds = (performance.now() - t0) / 1000;
+      const metrics: SftStepMetrics = {
+        step: state.step,
+        epoch: planned.epoch,
+        loss: g.loss,
+        lr,
+        gradNorm,
+        lossTokens: g.lossTokens,
+        tokens: g.realTokens,
+        sequences: sequences.length,
+        paddingFraction: g.computedTokens > 0 ? 1 - g.realTokens / g.computedTokens : 0,
+        tokensPerSecond: g.realTokens / stepSeconds,
+        stepSeconds,
+      };
+      if ((evalEvery > 0 && state.step % evalEvery === 0) || state.step === total) {
+        const h = heldOutLoss(model, data.heldOut, config, padId);
+        if (h !== null) metrics.heldOutLoss = h;
+        if (state.step === total) heldOutAfter = h;
+      }
+      appendMetrics(paths, { ...metrics });
+      padSum += metrics.paddingFraction;
+      tokSum += g.realTokens;
+      secSum += stepSeconds;
+      stepsHere++;
+      const show: Record<string, string | number> = {
+        loss: g.loss.toFixed(3),
+        "tok/s": Math.round(metrics.tokensPerSecond),
+      };
+      if (metrics.heldOutLoss !== undefined) show.heldOut = metrics.heldOutLoss.toFixed(3);
+      return { step: state.step, show };
+    },
+    save: async (step) => {
+      await saveTrainingCheckpoint(paths, step, {
+        payload: { model, tokenizer, optimizer },
+        trainerState: { ...state },
+      });
+    },
+  });
+  if (!outcome.interrupted && heldOutAfter === null && state.step === total) {
+    heldOutAfter = heldOutLoss(model, data.heldOut, config, padId);
+  }
+  const result: SftResult = {
+    runDir: paths.dir,
+    steps: outcome.step,
+    totalSteps: total,
+    firstLoss: state.firstLoss,
+    lastLoss,
+    heldOutLossBefore: state.heldOutLossBefore,
+    heldOutLossAfter: heldOutAfter,
+    paddingFraction: stepsHere > 0 ? padSum / stepsHere : 0,
+    tokensPerSecond: secSum > 0 ? tokSum / secSum : 0,
+    checkpoint: outcome.checkpoint,
+    data: data.summary,
+    interrupted: outcome.interrupted,
+  };
+  if (!outcome.interrupted) {
+    log(
+      `loss: first ${fmt(result.firstLoss)} → last ${fmt(lastLoss)}; held-out ${fmt(result.heldOutLossBefore)} → ${fmt(heldOutAfter)}; padding ${(100 * result.paddingFraction).toFixed(1)}%; checkpoint ${outcome.checkpoint}`,
+    );
+  }
+  return result;
+}
+
+function checkSameData(
+  saved: SftTrainerState["fingerprint"],
+  now: SftTrainerState["fingerprint"],
+  paths: RunPaths,
+): void {
+  if (saved.rows === now.rows && saved.tokens === now.tokens && saved.heldOut === now.heldOut) return;
+  throw new KlearError(
+    "SFT_DATA_CHANGED",
+    `${paths.dir}: the data now gives ${now.rows} rows / ${now.tokens} tokens (${now.heldOut} held out), the run started with ${saved.rows} / ${saved.tokens} (${saved.heldOut})`,
+    "resume with the files the run started with, or start a new run",
+  );
+}
