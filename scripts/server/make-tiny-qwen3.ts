@@ -5,7 +5,7 @@
  * lm_head for tied checkpoints). Usage: node --import tsx scripts/server/make-tiny-qwen3.ts OUT_DIR [SEED]
  */
 import { saveCheckpoint } from "../../src/model/checkpoint.js";
-import { tinyQwen3Config } from "../../src/model/config.js";
+import { type TinyQwen3Options, tinyQwen3Config } from "../../src/model/config.js";
 import { Qwen3Model } from "../../src/model/qwen3.js";
 import { ByteTokenizer } from "../../src/model/tokenizer.js";
 
@@ -13,10 +13,10 @@ export function serverTestTokenizer(): ByteTokenizer {
   return new ByteTokenizer();
 }
 
-export async function makeTinyQwen3(out: string, seed = 7): Promise<void> {
+/** `shape` overrides the architecture (the benchmark uses a wider model); the vocabulary stays the tokenizer's. */
+export async function makeTinyQwen3(out: string, seed = 7, shape: TinyQwen3Options = {}): Promise<void> {
   const tokenizer = serverTestTokenizer();
   const config = tinyQwen3Config({
-    vocabSize: tokenizer.vocabSize,
     hiddenSize: 64,
     intermediateSize: 128,
     numHiddenLayers: 2,
@@ -25,6 +25,8 @@ export async function makeTinyQwen3(out: string, seed = 7): Promise<void> {
     headDim: 32,
     maxPositionEmbeddings: 1024,
     tieWordEmbeddings: false,
+    ...shape,
+    vocabSize: tokenizer.vocabSize,
   });
   const model = Qwen3Model.create(config, { seed });
   await saveCheckpoint(out, model, tokenizer);

@@ -26,6 +26,12 @@ export {
 } from "./server-generator.js";
 export { httpStatus, ServerProcess, type ServerProcessOptions, waitForServers } from "./server-process.js";
 export {
+  type BeforeRolloutsInfo,
+  logprobDiffStats,
+  type ServerRolloutOptions,
+  ServerSession,
+} from "./server-session.js";
+export {
   checkServedVersion,
   checkServerSetup,
   compareLogprobs,

@@ -85,16 +85,22 @@ export function compareLogprobs(
  * Probes every endpoint (each serves its own copy of the weights) and throws STALE_WEIGHTS when one
  * differs from the trainer's log-probs by more than `tolerance` (max |Δ log p| over the probe).
  */
-export async function checkServedVersion(opts: {
-  client: OpenAIClient;
-  model: string;
-  policy: ProbeModel;
-  probe?: readonly number[];
-  tolerance: number;
-  version: string;
-}): Promise<VersionCheckResult> {
-  const probe = opts.probe ?? probeTokens(opts.policy.config.vocabSize);
-  const expected = policyProbeLogprobs(opts.policy, probe);
+export async function checkServedVersion(
+  opts: {
+    client: OpenAIClient;
+    model: string;
+    tolerance: number;
+    version: string;
+  } & (
+    | { policy: ProbeModel; probe?: readonly number[] }
+    | {
+        /** The policy's probe log-probs, taken when it was handed over. */ expected: readonly number[];
+        probe: readonly number[];
+      }
+  ),
+): Promise<VersionCheckResult> {
+  const probe = opts.probe ?? probeTokens("policy" in opts ? opts.policy.config.vocabSize : 0);
+  const expected = "policy" in opts ? policyProbeLogprobs(opts.policy, probe) : opts.expected;
   let worst: VersionCheckResult | null = null;
   for (const [i, base] of opts.client.endpointUrls.entries()) {
     const served = await servedProbeLogprobs(opts.client, opts.model, probe, i);
@@ -103,7 +109,7 @@ export async function checkServedVersion(opts: {
       throw new KlearError(
         "STALE_WEIGHTS",
         `${base} does not serve policy version ${opts.version}: its log-probs on the probe differ from the trainer's by up to ${result.maxAbsDiff.toExponential(2)} (tolerance ${opts.tolerance})`,
-        "the weight hand-off did not take: check the server log for the reload; raise rollout.versionTolerance only for lower-precision serving (bf16 ≈ 5e-2)",
+        "the hand-off did not take, or the server restarted on older weights: check its log for the reload (klear hands the weights over again on --resume); raise rollout.server.versionTolerance only for lower-precision serving",
       );
     }
     if (!worst || result.maxAbsDiff > worst.maxAbsDiff) worst = result;

@@ -167,7 +167,7 @@ describe("vLLM CPU server", { skip: skip ?? false, timeout: 900_000 }, () => {
   test("a server killed mid-generation and restarted: the request is retried and completes", async (t) => {
     if (!vllm.kill || !vllm.restart) return t.skip("reusing an outside server (KLEAR_TEST_VLLM_URL)");
     const prompts = [tokenizer.encode("kill me softly")];
-    const params = { n: 2, temperature: 1, maxNewTokens: 512, seed: 5 };
+    const params = { n: 2, temperature: 1, maxNewTokens: 128, seed: 5 };
     const expected = await gen.generate(prompts, params);
     const retriesBefore = gen.client.stats.retries;
     const pending = gen.generate(prompts, params);
