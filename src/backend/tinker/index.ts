@@ -1,0 +1,27 @@
+// Public API of src/backend/tinker: the Tinker client, the exact-gradient mapping and the training backend.
+export {
+  type AdamSettings,
+  type LoraSettings,
+  type SampleSettings,
+  TINKER_SDK_VERSION,
+  TinkerClient,
+  type TinkerClientOptions,
+  type TinkerClientStats,
+  TinkerModel,
+  TinkerRequestError,
+} from "./client.js";
+export {
+  type CoefficientRow,
+  datumTokens,
+  exactGradientData,
+  forwardDatum,
+  serverCoefficients,
+  TINKER_LOSS_CONVENTIONS,
+  type TinkerLossConvention,
+} from "./gradients.js";
+export {
+  TINKER_STATE_FILE,
+  type TinkerBackendSettings,
+  TinkerPolicyTrainer,
+  tinkerBackend,
+} from "./trainer.js";
