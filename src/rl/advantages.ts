@@ -249,6 +249,22 @@ export function advantageEstimatorSpec(name: string): AdvantageEstimatorSpec {
 }
 
 /**
+ * The options `name` reads, picked out of a record of candidate values (e.g. a trainer's config); null
+ * or undefined means "the estimator's default".
+ */
+export function advantageConfigFrom(
+  name: string,
+  values: { readonly [K in keyof AdvantageConfig]?: AdvantageConfig[K] | null },
+): AdvantageConfig {
+  const out: Record<string, unknown> = {};
+  for (const key of advantageEstimatorSpec(name).options) {
+    const value = values[key];
+    if (value !== null && value !== undefined) out[key] = value;
+  }
+  return out as AdvantageConfig;
+}
+
+/**
  * Builds a registered advantage estimator by name:
  * grpo: (R − mean_g)/(std_g + eps); dr-grpo: R − mean_g (no std); rloo: R − mean of the others;
  * reinforce++: batch-whitened R; reinforce++-baseline: R − mean_g, then batch-whitened.

@@ -10,6 +10,7 @@ export {
   type AdvantageFn,
   type AdvantageInput,
   type AdvantageOptionKey,
+  advantageConfigFrom,
   advantageEstimatorNames,
   advantageEstimatorSpec,
   advantages,

@@ -5,10 +5,10 @@
 import { ConfigError } from "../../util/errors.js";
 import { checkAggregation } from "./aggregate.js";
 import { checkKlEstimator } from "./kl.js";
-import type { PolicyLossConfig, ResolvedPolicyLossConfig } from "./loss-options.js";
+import type { PolicyLossConfig, ResolvedPolicyLossConfig } from "./options.js";
 import { policyLossSpec } from "./registry.js";
 
-export type { PolicyLossConfig, ResolvedPolicyLossConfig } from "./loss-options.js";
+export type { PolicyLossConfig, ResolvedPolicyLossConfig } from "./options.js";
 export { POLICY_LOSS_NAMES, type PolicyLossName } from "./registry.js";
 
 function finite(name: string, value: unknown, loss: string): number {
@@ -19,6 +19,24 @@ function finite(name: string, value: unknown, loss: string): number {
     );
   }
   return value;
+}
+
+/**
+ * The options `name` accepts, picked out of a record of candidate values (e.g. a trainer's flat loss
+ * config): keys the loss does not take are dropped, and null or undefined means "the loss's default".
+ * `policyLossConfigFrom("gspo", { epsLow: null, beta1: 1, aggregation: undefined })` is `{}`, so GSPO
+ * gets its own ε and seq-mean-token-mean.
+ */
+export function policyLossConfigFrom(
+  name: string,
+  values: { readonly [K in keyof PolicyLossConfig]?: PolicyLossConfig[K] | null },
+): PolicyLossConfig {
+  const out: Record<string, unknown> = {};
+  for (const key of policyLossSpec(name).allowedKeys) {
+    const value = values[key];
+    if (value !== null && value !== undefined) out[key] = value;
+  }
+  return out as PolicyLossConfig;
 }
 
 /** Validates a loss name and config and fills in the loss's defaults. */

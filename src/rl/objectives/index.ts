@@ -22,6 +22,7 @@ export {
   POLICY_LOSS_NAMES,
   type PolicyLossConfig,
   type PolicyLossName,
+  policyLossConfigFrom,
   type ResolvedPolicyLossConfig,
   resolvePolicyLossConfig,
 } from "./config.js";
@@ -32,7 +33,7 @@ export {
   type KlearObjectiveResult,
   klearObjective,
 } from "./klear.js";
-export { COMMON_LOSS_KEYS, LOSS_SPECIFIC_KEYS, type LossSpecificKey } from "./loss-options.js";
+export { COMMON_LOSS_KEYS, LOSS_SPECIFIC_KEYS, type LossSpecificKey } from "./options.js";
 export {
   type PolicyLossFn,
   type PolicyLossInput,

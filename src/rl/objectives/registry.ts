@@ -12,7 +12,7 @@ import {
   type LossSpecificKey,
   type PolicyLossConfig,
   type ResolvedPolicyLossConfig,
-} from "./loss-options.js";
+} from "./options.js";
 
 /**
  * A loss's term for one token, given the importance ratio it uses and the token's advantage: write the

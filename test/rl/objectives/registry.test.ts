@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
   ADVANTAGE_ESTIMATORS,
+  advantageConfigFrom,
   advantageEstimatorSpec,
   advantages,
   registerAdvantageEstimator,
@@ -13,11 +14,13 @@ import {
 import {
   POLICY_LOSS_NAMES,
   policyLoss,
+  policyLossConfigFrom,
   policyLossNames,
   policyLossSpec,
   Region,
   registerPolicyLoss,
   resolvePolicyLossConfig,
+  type TokenRule,
 } from "../../../src/rl/objectives/index.js";
 import { ConfigError } from "../../../src/util/errors.js";
 
@@ -53,7 +56,7 @@ describe("how to add a loss (docs/objectives.md)", () => {
   });
 
   test("bad registrations are ConfigErrors", () => {
-    const rule = () => (_r: number, _a: number, out: never) => out;
+    const rule = (): TokenRule => (_ratio, _adv, out) => out;
     assert.throws(
       () => registerPolicyLoss({ name: "gppo", summary: "", options: [], tokenRule: rule }),
       ConfigError,
@@ -83,6 +86,25 @@ describe("loss specs hold what a trainer needs", () => {
     assert.equal(resolvePolicyLossConfig("gspo").aggregation, "seq-mean-token-mean");
     assert.equal(resolvePolicyLossConfig("gspo", { aggregation: "token-mean" }).aggregation, "token-mean");
     assert.equal(policyLossSpec("gppo").sequenceLevel, false);
+  });
+  test("a trainer's flat config becomes each loss's own options; null = the loss's default", () => {
+    const flat = {
+      epsLow: null,
+      epsHigh: null,
+      clipRatioC: null,
+      beta1: 1,
+      beta2: 1,
+      aggregation: undefined,
+      klCoeff: 0,
+      tisCap: null,
+    } as const;
+    assert.deepEqual(policyLossConfigFrom("gspo", flat), { klCoeff: 0 });
+    assert.deepEqual(policyLossConfigFrom("gppo", flat), { beta1: 1, beta2: 1, klCoeff: 0 });
+    assert.equal(resolvePolicyLossConfig("gspo", policyLossConfigFrom("gspo", flat)).epsHigh, 4e-4);
+    assert.deepEqual(advantageConfigFrom("dr-grpo", { std: "unbiased", eps: null }), {});
+    assert.deepEqual(advantageConfigFrom("reinforce++", { std: "population", singleton: "zero" }), {
+      std: "population",
+    });
   });
   test("allowed keys: a loss's own options, then the common ones", () => {
     assert.deepEqual(policyLossSpec("gppo").options, ["epsLow", "epsHigh", "clipRatioC", "beta1", "beta2"]);
