@@ -6,7 +6,6 @@ import {
   parseConfigWith,
   resolveConfig,
 } from "../util/config.js";
-import { ConfigError } from "../util/errors.js";
 
 /** Where a row keeps its turns; every name is a dotted path into the row. */
 export const SftFieldsSchema = z
@@ -149,7 +148,9 @@ export const SftConfigSchema = z.strictObject({
         .int()
         .positive()
         .default(4)
-        .describe("sequences per forward/backward (gradients accumulate; the result does not depend on it)"),
+        .describe(
+          "sequences per forward/backward, at most a step's (gradients accumulate; the result does not depend on it)",
+        ),
     })
     .prefault({})
     .describe("the step schedule"),
@@ -226,14 +227,7 @@ export const SFT_PRESET_NAMES = Object.keys(SFT_PRESETS) as SftPresetName[];
 
 /** Validates a complete or partial config object, naming the first bad field and its source. */
 export function parseSftConfig(value: unknown, source: string): SftConfig {
-  const c = parseConfigWith(SftConfigSchema, value, source, "sft");
-  if (c.train.microSequences > c.train.sequencesPerStep) {
-    throw new ConfigError(
-      `${source}: train.microSequences (${c.train.microSequences}) exceeds train.sequencesPerStep (${c.train.sequencesPerStep})`,
-      "lower train.microSequences (it only trades memory for speed)",
-    );
-  }
-  return c;
+  return parseConfigWith(SftConfigSchema, value, source, "sft");
 }
 
 const SFT_CONFIG_SPEC = {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { toChatRow } from "../../src/data/index.js";
 import { SftConfigSchema, type SftSource } from "../../src/sft/config.js";
 import {
   checkSomeRowsKept,
@@ -101,6 +102,20 @@ describe("SFT row formats", () => {
     );
     assert.deepEqual([...ids], [...tok.encode("1+1=2"), tok.eosTokenId]);
     assert.deepEqual([...lossMask], [0, 0, 0, 0, 1, 1]);
+  });
+});
+
+describe("klear data output", () => {
+  it("chat rows written by klear data convert --to chat are SFT rows as they are", () => {
+    const row = toChatRow({
+      problem: "What is 2+2?",
+      response: "<think>\n2+2=4\n</think>\n\n\\boxed{4}",
+      data_source: "s",
+    });
+    assert.deepEqual(rowConversation(row, "auto", FIELDS), [
+      { role: "user", content: "What is 2+2?" },
+      { role: "assistant", content: "<think>\n2+2=4\n</think>\n\n\\boxed{4}" },
+    ]);
   });
 });
 

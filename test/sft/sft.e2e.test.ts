@@ -179,6 +179,55 @@ describe("klear sft (end to end)", () => {
     assert.deepEqual(withoutTimings(metricLines(killed)), withoutTimings(metricLines(whole)));
   });
 
+  it("Ctrl-C stops at a step boundary with a checkpoint; --resume finishes the run", async (t) => {
+    const dir = tempDir(t);
+    const init = await tinyCheckpoint(dir, { hiddenSize: 128, layers: 2 });
+    const data = writeJsonl(join(dir, "train.jsonl"), chatRows("messages", 64));
+    const out = join(dir, "run");
+    const args = [
+      "sft",
+      "--init",
+      init,
+      "--data",
+      data,
+      "--out",
+      out,
+      "--quiet",
+      "--train.epochs=3",
+      "--train.sequencesPerStep=2",
+      "--checkpointEvery=100",
+    ];
+    const child = spawn(process.execPath, [...CLI, ...args], { stdio: "pipe" });
+    let stdout = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+    for (let i = 0; i < 3000 && metricLines(out).filter((x) => x.phase === undefined).length < 2; i++)
+      await sleep(10);
+    child.kill("SIGINT");
+    const code = await exited;
+    if (code === 0) {
+      t.diagnostic("the run finished before SIGINT arrived; resume not exercised");
+      return;
+    }
+    assert.equal(code, 130, stdout);
+    assert.match(stdout, /continue with: klear sft --out .* --resume/);
+    const stoppedAt = Math.max(...metricLines(out).map((x) => x.step as number));
+    assert.ok(existsSync(join(out, "checkpoints", `step-${stoppedAt}`)), "no checkpoint at the interruption");
+    const r = klear(["sft", "--out", out, "--resume", "--quiet"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`resuming .* from step ${stoppedAt}`));
+    assert.match(lastLine(r.stdout), RESULT_RE);
+    const steps = metricLines(out)
+      .filter((x) => x.phase === undefined)
+      .map((x) => x.step);
+    assert.deepEqual(
+      steps,
+      Array.from({ length: steps.length }, (_, i) => i + 1),
+    );
+  });
+
   it("names what is missing: no --init, no --data, --resume with --data", async (t) => {
     const dir = tempDir(t);
     const noInit = klear(["sft", "--out", join(dir, "a"), "--quiet", "--data", "x.jsonl"]);

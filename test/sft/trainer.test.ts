@@ -113,6 +113,41 @@ describe("runSft", () => {
     assert.deepEqual(strip(metrics(join(dir, "part"))), strip(metrics(join(dir, "whole"))));
   });
 
+  it("mixes sources by weight: weight 0 leaves a source out, 2 trains it twice per epoch", async (t) => {
+    const dir = tempDir(t);
+    const init = await tinyCheckpoint(dir);
+    const a = writeJsonl(join(dir, "a.jsonl"), chatRows("messages", 20));
+    const b = writeJsonl(join(dir, "b.jsonl"), chatRows("conversations", 10, 1));
+    const c = config({
+      "train.epochs": "1",
+      "data.heldOutRows": "0",
+      "pack.packing": "false",
+      "train.sequencesPerStep": "5",
+      "train.microSequences": "5",
+    });
+    const run = async (out: string, weights: [number, number]) =>
+      runSft({
+        config: {
+          ...c,
+          data: {
+            ...c.data,
+            sources: [
+              { path: a, weight: weights[0], format: "auto", name: "a" },
+              { path: b, weight: weights[1], format: "auto", name: "b" },
+            ],
+          },
+        },
+        out: join(dir, out),
+        init,
+        ...quiet,
+      });
+    const only = await run("only-a", [1, 0]);
+    assert.equal(only.totalSteps, 4);
+    assert.deepEqual(only.data.perSource, { a: { rows: 20, kept: 20 }, b: { rows: 10, kept: 10 } });
+    const twice = await run("b-twice", [1, 2]);
+    assert.equal(twice.totalSteps, 8);
+  });
+
   it("refuses a run without data, and one whose rows all fail, before writing anything", async (t) => {
     const dir = tempDir(t);
     const init = await tinyCheckpoint(dir);
