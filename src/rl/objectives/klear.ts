@@ -3,6 +3,7 @@
  * positive-sample SFT term, L = L_policy + α·L_LM (spec §5.9), with one combined dLogp for backward.
  */
 import { type PositiveSftResult, positiveSftTerm } from "../sft-term.js";
+import { resolvePolicyLossConfig } from "./config.js";
 import {
   type PolicyLossInput,
   type PolicyLossMetrics,
@@ -36,11 +37,13 @@ export interface KlearObjectiveResult extends Omit<PolicyLossResult, "metrics"> 
 /** Builds the objective of a preset (default Klear math): `klearObjective()(input)`. */
 export function klearObjective(preset: KlearRlPreset = klearMathRlPreset) {
   const loss = policyLoss(preset.loss.name, preset.loss.config);
+  // The SFT term aggregates as the policy loss does, including a loss's own default (GSPO: seq-mean-token-mean).
+  const resolved = resolvePolicyLossConfig(preset.loss.name, preset.loss.config);
   const sftConfig = {
     alpha: preset.positiveSft.alpha,
     correctScore: preset.positiveSft.correctScore,
-    aggregation: preset.loss.config.aggregation ?? "token-mean",
-    lengthDivisor: preset.loss.config.lengthDivisor,
+    aggregation: resolved.aggregation,
+    lengthDivisor: resolved.lengthDivisor,
   };
   return (input: KlearObjectiveInput): KlearObjectiveResult => {
     const policy = loss(input);
