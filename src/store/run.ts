@@ -2,6 +2,7 @@ import { appendFileSync, existsSync, readdirSync, readFileSync, statSync, trunca
 import { join, resolve } from "node:path";
 import { atomicWriteDir, atomicWriteJsonSync } from "../util/atomic.js";
 import { KlearError } from "../util/errors.js";
+import { scalarsOf, tensorBoardWriter } from "./tensorboard.js";
 
 /**
  * A run directory holds everything one training job produces, so a run can be inspected, reported on
@@ -78,6 +79,9 @@ export function openRun<T = unknown>(dir: string): { paths: RunPaths; config: T 
  */
 export function appendMetrics(paths: RunPaths, record: { step: number } & Record<string, unknown>): void {
   appendFileSync(paths.metrics, `${JSON.stringify(record)}\n`);
+  // The same scalars as TensorBoard events (`tensorboard --logdir RUN`); KLEAR_TENSORBOARD=0 turns it off.
+  if (process.env.KLEAR_TENSORBOARD !== "0")
+    tensorBoardWriter(paths.dir).addScalars(record.step, scalarsOf(record));
 }
 
 /** All complete metrics records in order (a torn final line from a crash is skipped). */

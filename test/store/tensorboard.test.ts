@@ -122,3 +122,20 @@ test("a second process on the same run writes its own file and starts with Sessi
   assert.equal(events[1].step, 4);
   assert.deepEqual(events[2].scalars, { loss: 0.5 });
 });
+
+test("appendMetrics writes each record's scalars to the run's event file as it goes", async () => {
+  const { appendMetrics, createRun } = await import("../../src/store/run.js");
+  const paths = createRun(join(dir, "c"), {});
+  appendMetrics(paths, { step: 1, loss: 3 });
+  appendMetrics(paths, { step: 2, loss: 2, phase: "eval", heldOutAccuracy: 0.5 });
+  const files = listEventFiles(paths.dir);
+  assert.equal(files.length, 1);
+  const events = readEvents(files[0]);
+  assert.deepEqual(
+    events.slice(1).map((e) => [e.step, e.scalars]),
+    [
+      [1, { loss: 3 }],
+      [2, { "eval/loss": 2, "eval/heldOutAccuracy": 0.5 }],
+    ],
+  );
+});
