@@ -7,7 +7,6 @@ import { type BatchLayout, layoutBatch, type Qwen3Batch } from "./batch.js";
 import type { Qwen3Config } from "./config.js";
 import { decodeTokens } from "./decode.js";
 import {
-  chunkRows,
   DEFAULT_LOGITS_MEMORY,
   type HeadTape,
   headBackward,
@@ -467,7 +466,6 @@ export class Qwen3Model {
         mlp: allocMlpTape(buf, p, N, d),
       });
     }
-    const chunk = chunkRows(N, cfg.vocabSize, this.logitsMemory);
     const tokens = this.scratch.ints("tokens", N);
     this.tape = {
       layout: {
@@ -491,12 +489,13 @@ export class Qwen3Model {
         hidden: d.hidden,
         xn: buf("xnF", N * d.hidden),
         targets: tokens,
-        logits: buf("logits", chunk * cfg.vocabSize),
-        chunk,
-        lse: buf("lseF", N),
         logp: buf("logp", N),
         entropy: entropy ? buf("entropy", N) : null,
         invTemp: 1,
+        memory: this.logitsMemory,
+        buf,
+        ints: this.scratch.ints,
+        live: null,
       },
       consumed: true,
     };
