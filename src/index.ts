@@ -10,6 +10,7 @@ export * from "./eval/index.js";
 export * from "./model/index.js";
 export * from "./report/index.js";
 export * from "./rewards/code/index.js";
+export * from "./rewards/index.js";
 export * from "./rewards/math/index.js";
 export * from "./rl/index.js";
 export * from "./rl/objectives/index.js";

@@ -1,6 +1,7 @@
 import { extractCode } from "../rewards/code/extract.js";
-import { type RunCodeTestsOptions, runCodeTests } from "../rewards/code/pool.js";
+import type { RunCodeTestsOptions } from "../rewards/code/pool.js";
 import { type VerifyMathOptions, verifyMath } from "../rewards/math/index.js";
+import { EVAL_RULES, type ScoreRules, scoreResponse } from "../rewards/score.js";
 import { OpenAIClient, type OpenAIClientOptions } from "../rollout/openai.js";
 import type { GenerateParams, Generator } from "../rollout/types.js";
 import { codeTestsFromGroundTruth, groundTruthTestCount } from "../rows/problems.js";
@@ -103,46 +104,57 @@ export function rlFilter(
   return majority ? { keep: true } : { keep: false, reason: "math-no-majority" };
 }
 
-/**
- * Math scorer: the project's math verifier (Math-Verify semantics: the final answer of the response,
- * after the think block, against the row's ground truth).
- */
-export function mathScorer(opts: VerifyMathOptions = {}): ResponseScorer {
+export interface TagScorerOptions {
+  /**
+   * How samples are judged; default `EVAL_RULES`, as evaluation judges them (no think gate, every test
+   * of a code row: the keep rule asks whether a sample passes all of them). Pass
+   * `{ ...EVAL_RULES, thinkGate: true }` to drop samples that break Klear's format rules too.
+   */
+  rules?: Readonly<ScoreRules>;
+}
+
+/** Math scorer: `scoreResponse` against the row's ground truth (math verifier options apply to each check). */
+export function mathScorer(opts: VerifyMathOptions & TagScorerOptions = {}): ResponseScorer {
+  const { rules = EVAL_RULES, ...verify } = opts;
   return {
     async score(row, response) {
       const gold = rowAnswer(row);
       if (gold === undefined) return false;
-      return verifyMath(gold, response, opts).correct;
+      const r = await scoreResponse({ kind: "math", answer: gold }, response, {
+        rules,
+        verifyMath: (g, section) => verifyMath(g, section, { timeoutMs: 5000, ...verify, stripThink: false }),
+      });
+      return r.correct;
     },
   };
 }
 
 /**
- * Code scorer over the project's sandbox: the response's program must pass every test of the row
- * (a sample "passes" as in the paper's pass-rate filter). Rows whose tests the sandbox cannot run
- * are an error naming the row format, never a silent fail.
+ * Code scorer: `scoreResponse` in the project's sandbox; a sample "passes" when its program passes every
+ * test of the row, as in the paper's pass-rate filter. Rows whose tests the sandbox cannot run are an
+ * error naming the row format, never a silent fail.
  */
-export function codeScorer(opts: RunCodeTestsOptions = {}): ResponseScorer {
+export function codeScorer(opts: RunCodeTestsOptions & TagScorerOptions = {}): ResponseScorer {
+  const { rules = EVAL_RULES, ...run } = opts;
   return {
     async score(row, response) {
-      const code = extractCode(response);
-      if (code === null) return false;
       const gt = rowAnswer(row);
       const tests = gt === undefined ? null : codeTestsFromGroundTruth(gt);
       if (tests === null) {
+        if (extractCode(response) === null) return false;
         throw new KlearError(
           "CODE_TESTS_UNSUPPORTED",
           "a code row's reward_model.ground_truth is not {inputs, outputs} or a list of {input, output, testtype}",
           "convert the tests to stdin/stdout pairs, or tag math rows only",
         );
       }
-      const starter = typeof row.starter_code === "string" ? row.starter_code : undefined;
-      const result = await runCodeTests(code, tests, {
-        ...opts,
-        starterCode: opts.starterCode ?? starter,
-        fnName: opts.fnName ?? (typeof row.fn_name === "string" ? row.fn_name : undefined),
-      });
-      return result.passed;
+      const problem = {
+        kind: "code" as const,
+        tests,
+        starterCode: run.starterCode ?? (typeof row.starter_code === "string" ? row.starter_code : undefined),
+        fnName: run.fnName ?? (typeof row.fn_name === "string" ? row.fn_name : undefined),
+      };
+      return (await scoreResponse(problem, response, { rules, code: run })).correct;
     },
   };
 }

@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
-import { type CodeSandboxChoice, extractCode, runCodeTests } from "../rewards/code/index.js";
-import { type MathVerdict, MathVerifierPool, stripThinkBlock } from "../rewards/math/index.js";
+import type { CodeSandboxChoice } from "../rewards/code/index.js";
+import { type MathVerdict, MathVerifierPool } from "../rewards/math/index.js";
+import { EVAL_RULES, type ScoreRules, scoreResponse } from "../rewards/score.js";
 import type { EvalProblem } from "./registry.js";
 
 /** The verdict on one sampled response. */
@@ -42,6 +43,11 @@ export interface DefaultScorerOptions {
    * deterministic, so each distinct one is verified once.
    */
   mathMemoEntries?: number;
+  /**
+   * How responses are judged (rewards/score.ts); default `EVAL_RULES` (no think gate, every test). Pass
+   * `{ ...EVAL_RULES, thinkGate: true }` to judge exactly as Klear's RL reward does.
+   */
+  rules?: Readonly<ScoreRules>;
 }
 
 /**
@@ -53,9 +59,9 @@ const MEMO_MAX_KEY_CHARS = 4096;
 const MEMO_MAX_TOTAL_CHARS = 8_000_000;
 
 /**
- * The real scorers: rewards/math's verifier (Math-Verify semantics, gold read as \boxed{gold} like
- * Klear's judge) for math, on worker threads; rewards/code's sandbox with LiveCodeBench's comparison
- * rules for code. The majority-vote key is the extracted answer with whitespace removed.
+ * The real scorer: rewards/score.ts's `scoreResponse` (the one RL and data tagging use), with math
+ * verified on worker threads behind a verdict memo, and code in rewards/code's sandbox with
+ * LiveCodeBench's comparison rules. The majority-vote key is the extracted answer with whitespace removed.
  */
 export function createDefaultScorer(opts: DefaultScorerOptions = {}): EvalScorer {
   const mathTimeoutMs = opts.mathTimeoutMs ?? 5000;
@@ -70,11 +76,10 @@ export function createDefaultScorer(opts: DefaultScorerOptions = {}): EvalScorer
     pool ??= new MathVerifierPool({ workers: Math.max(0, workers), timeoutMs: mathTimeoutMs });
     return pool.verify(gold, response);
   };
-  const verify = (gold: string, response: string): Promise<MathVerdict> => {
-    // The key is exactly what verifyMath reads (gold, and the text after the last </think>), so a
-    // remembered verdict is the verdict a fresh check would give.
-    const answerSection = stripThinkBlock(response);
-    if (memoLimit === 0 || answerSection.length > MEMO_MAX_KEY_CHARS) return check(gold, response);
+  const verify = (gold: string, answerSection: string): Promise<MathVerdict> => {
+    // The key is exactly what verifyMath reads (gold, and the answer section after the last </think>),
+    // so a remembered verdict is the verdict a fresh check would give.
+    if (memoLimit === 0 || answerSection.length > MEMO_MAX_KEY_CHARS) return check(gold, answerSection);
     const key = `${gold}\u0000${answerSection}`;
     const known = memo.get(key);
     if (known) return known;
@@ -83,7 +88,7 @@ export function createDefaultScorer(opts: DefaultScorerOptions = {}): EvalScorer
       memo.clear();
       memoChars = 0;
     }
-    const verdict = check(gold, response);
+    const verdict = check(gold, answerSection);
     memo.set(key, verdict);
     memoChars += key.length;
     // A timeout or a crash depends on the machine's load, not the answer: the next sample checks afresh.
@@ -105,40 +110,16 @@ export function createDefaultScorer(opts: DefaultScorerOptions = {}): EvalScorer
       memoChars = 0;
     },
     async score(problem, response) {
-      if (problem.kind === "math") {
-        try {
-          const r = await verify(problem.answer ?? "", response);
-          const reason = r.timedOut ? "timeout" : r.error ? `error: ${r.error}` : r.reason;
-          return {
-            score: r.correct ? 1 : 0,
-            correct: r.correct,
-            extracted: r.extractedPred === null ? null : r.extractedPred.replace(/\s+/g, ""),
-            reason,
-          };
-        } catch (e) {
-          return {
-            score: 0,
-            correct: false,
-            extracted: null,
-            reason: `verifier error: ${(e as Error).message}`,
-          };
-        }
-      }
-      const program = extractCode(response);
-      if (!program)
-        return { score: 0, correct: false, extracted: null, reason: "no python code block after </think>" };
-      const r = await runCodeTests(program, problem.tests ?? [], {
-        fnName: problem.fnName,
-        starterCode: problem.starterCode,
-        timeoutMs: opts.codeTimeoutMs ?? 6000,
-        sandbox: opts.sandbox,
+      const r = await scoreResponse(problem, response, {
+        rules: opts.rules ?? EVAL_RULES,
+        verifyMath: verify,
+        code: { timeoutMs: opts.codeTimeoutMs ?? 6000, sandbox: opts.sandbox },
       });
-      const firstFail = r.verdicts.find((v) => v.status !== "pass");
       return {
         score: r.passRate,
-        correct: r.passed,
-        extracted: null,
-        reason: r.passed ? "all tests passed" : (firstFail?.status ?? "failed"),
+        correct: r.correct,
+        extracted: r.extractedAnswer === null ? null : r.extractedAnswer.replace(/\s+/g, ""),
+        reason: r.reason,
       };
     },
   };

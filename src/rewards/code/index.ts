@@ -42,6 +42,7 @@ export {
   type CodeRewardMode,
   codeReward,
   codeRewardForResponse,
+  responseTestSeed,
   sampleCodeTests,
 } from "./reward.js";
 export type {

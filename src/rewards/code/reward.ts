@@ -1,5 +1,6 @@
 import { checkChoice } from "../../util/errors.js";
 import { Rng } from "../../util/rng.js";
+import { KLEAR_REWARD, thinkGateFailure, thinkGateReward } from "../format.js";
 import { extractCode } from "./extract.js";
 import { fnNameFromStarter } from "./local.js";
 import { type RunCodeTestsOptions, runCodeTests } from "./pool.js";
@@ -22,10 +23,20 @@ export function codeReward(result: CodeRunResult, mode: CodeRewardMode = "soft")
 }
 
 /** Klear's reward for a response with no ```python block (format error). */
-export const CODE_FORMAT_ERROR_REWARD = -1;
+export const CODE_FORMAT_ERROR_REWARD = KLEAR_REWARD.formatError;
 /** Klear's think gate (ScoringConfig): no `</think>` (mostly truncated generations), then no `<think>`. */
-export const CODE_MISSING_THINK_CLOSE_REWARD = -0.5;
-export const CODE_MISSING_THINK_OPEN_REWARD = -2;
+export const CODE_MISSING_THINK_CLOSE_REWARD = KLEAR_REWARD.missingThinkClose;
+export const CODE_MISSING_THINK_OPEN_REWARD = KLEAR_REWARD.missingThinkOpen;
+
+/**
+ * A seed for one response's test draw, from its text: Klear draws the tests with an unseeded `random`
+ * per response, so responses in a group see different subsets; hashing keeps that and stays replayable.
+ */
+export function responseTestSeed(response: string, base = 0): number {
+  let h = (2166136261 ^ base) >>> 0;
+  for (let i = 0; i < response.length; i++) h = Math.imul(h ^ response.charCodeAt(i), 16777619) >>> 0;
+  return h & 0x7fffffff;
+}
 
 /**
  * Up to `max` tests (default 16, Klear's max_test_cases) drawn without replacement with a seed, in
@@ -42,6 +53,7 @@ export interface CodeResponseRewardOptions extends RunCodeTestsOptions {
   mode?: CodeRewardMode;
   /** Tests sampled per response (default 16); pass Infinity for all. */
   maxTests?: number;
+  /** Seed of this response's test draw; default {@link responseTestSeed} of the response (a draw per response). */
   seed?: number;
   /** Apply Klear's think gate first: no `</think>` → −0.5, else no `<think>` → −2 (default false). */
   thinkGate?: boolean;
@@ -55,24 +67,20 @@ export interface CodeResponseReward {
 }
 
 /**
- * Klear's code reward for one response: extract the last ```python block after `</think>`, sample up
- * to 16 tests with the seed, run them all (the soft reward needs every sampled test), score.
+ * Klear's code reward for one response: extract the last ```python block after `</think>`, draw up to
+ * 16 tests for this response, run them all (the soft reward needs every sampled test), score.
  */
 export async function codeRewardForResponse(
   response: string,
   tests: readonly CodeTest[],
   opts: CodeResponseRewardOptions = {},
 ): Promise<CodeResponseReward> {
-  const { mode = "soft", maxTests = 16, seed = 0, thinkGate = false, ...run } = opts;
-  if (thinkGate && !response.includes("</think>")) {
-    return { reward: CODE_MISSING_THINK_CLOSE_REWARD, code: null, result: null };
-  }
-  if (thinkGate && !response.includes("<think>")) {
-    return { reward: CODE_MISSING_THINK_OPEN_REWARD, code: null, result: null };
-  }
+  const { mode = "soft", maxTests = 16, seed, thinkGate = false, ...run } = opts;
+  const gate = thinkGate ? thinkGateFailure(response) : null;
+  if (gate) return { reward: thinkGateReward(gate), code: null, result: null };
   const code = extractCode(response);
   if (code === null) return { reward: CODE_FORMAT_ERROR_REWARD, code: null, result: null };
-  const sampled = sampleCodeTests(tests, { max: maxTests, seed });
+  const sampled = sampleCodeTests(tests, { max: maxTests, seed: seed ?? responseTestSeed(response) });
   const result = await runCodeTests(code, sampled, {
     stopAtFirstFailure: mode === "hard",
     ...run,

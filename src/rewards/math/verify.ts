@@ -1,4 +1,5 @@
 import { ConfigError } from "../../util/errors.js";
+import { KLEAR_REWARD, stripThinkBlock, thinkGateFailure, thinkGateReward } from "../format.js";
 import { show } from "./ast.js";
 import { Budget, BudgetExceeded } from "./budget.js";
 import { mathEqual } from "./compare.js";
@@ -7,6 +8,8 @@ import { DEFAULT_TARGETS, type Extraction, extractWithTargets, type MathTarget }
 /** Longest response we look at; beyond it only the tail is read (answers sit at the end). */
 const MAX_RESPONSE_CHARS = 200_000;
 const MAX_GOLD_CHARS = 20_000;
+
+export { stripThinkBlock };
 
 export interface VerifyMathOptions {
   /** What to extract from the response. Default: LaTeX (boxed at priority 50) and plain expressions. */
@@ -52,11 +55,6 @@ export interface ExtractedMathAnswer {
   /** Multiple-choice letter, when a string target matched. */
   choice?: string;
   timedOut?: boolean;
-}
-
-export function stripThinkBlock(text: string): string {
-  const i = text.lastIndexOf("</think>");
-  return i >= 0 ? text.slice(i + "</think>".length) : text;
 }
 
 function clip(text: string): string {
@@ -195,8 +193,19 @@ export interface MathRewardResult {
 }
 
 /**
- * The authors' reward (klear-spec §9.1, `math_dapo.py` in long-CoT mode): format rules first, then the
- * string fast path (the extracted answer is literally the ground truth), then the verifier.
+ * Klear's fast path (`math_dapo.py`, `judge_math.py`): an extracted answer that is literally the ground
+ * truth is correct even when the verifier cannot show it.
+ */
+export function withStringFastPath(gold: string, verdict: MathVerdict): MathVerdict {
+  if (verdict.correct || verdict.extractedPred === null || verdict.extractedPred !== gold.trim())
+    return verdict;
+  return { ...verdict, correct: true, reason: "string match" };
+}
+
+/**
+ * The authors' reward (klear-spec §9.1, `math_dapo.py` in long-CoT mode): format rules first (klear
+ * mode), then the string fast path, then the verifier. The synchronous form of `scoreResponse` for math
+ * (rewards/score.ts), which applies the same rules.
  */
 export function mathReward(gold: string, response: string, opts: MathRewardOptions = {}): MathRewardResult {
   const mode = opts.mode ?? "klear";
@@ -206,21 +215,15 @@ export function mathReward(gold: string, response: string, opts: MathRewardOptio
       'use mode "klear" (±1 with format rules) or "binary" (0/1)',
     );
   }
-  if (mode === "binary") {
-    const verdict = verifyMath(gold, response, opts);
-    return { score: verdict.correct ? 1 : 0, correct: verdict.correct, verdict };
-  }
-  if (!response.includes("</think>"))
-    return { score: -0.5, correct: false, formatError: "missing_think_close" };
-  if (!response.includes("<think>")) return { score: -2, correct: false, formatError: "missing_think_open" };
-  const after = stripThinkBlock(response);
-  const verdict = verifyMath(gold, after, { ...opts, stripThink: false });
-  // Klear's fast path: the matched string equals the ground truth.
-  const fast = verdict.extractedPred !== null && verdict.extractedPred === gold.trim();
-  const correct = fast || verdict.correct;
-  return {
-    score: correct ? 1 : -1,
-    correct,
-    verdict: fast && !verdict.correct ? { ...verdict, correct: true, reason: "string match" } : verdict,
-  };
+  const gate = mode === "klear" ? thinkGateFailure(response) : null;
+  if (gate) return { score: thinkGateReward(gate), correct: false, formatError: gate };
+  const verdict = withStringFastPath(
+    gold,
+    verifyMath(gold, opts.stripThink === false ? response : stripThinkBlock(response), {
+      ...opts,
+      stripThink: false,
+    }),
+  );
+  const wrong = mode === "klear" ? KLEAR_REWARD.incorrect : 0;
+  return { score: verdict.correct ? KLEAR_REWARD.correct : wrong, correct: verdict.correct, verdict };
 }
