@@ -1,6 +1,13 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import {
+  type BenchmarkSpec,
+  benchmarkNames,
+  findLocalBenchmarkFile,
+  getBenchmark,
+  loadBenchmark,
+} from "../eval/registry.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 import { readDataRows } from "./io.js";
 import { rowPromptText } from "./rows.js";
@@ -22,21 +29,14 @@ export interface ContaminationHit {
 
 /** Names the eval registry may lack, mapped to local file names (used only as a fallback). */
 const LOCAL_BENCHMARK_FILES: Record<string, string> = {
-  hmmt25: "hmmt_feb_2025.jsonl",
   livecodebench: "lcb_v5_public_tests.json",
 };
 
-export const KNOWN_DECONTAM_BENCHMARKS = [
-  "aime24",
-  "aime25",
-  "hmmt_feb_2025",
-  "math500",
-  "amc23",
-  "gsm8k",
-  "lcb_v5",
-  "lcb_v6",
-  "hmmt25",
-];
+/**
+ * The benchmark names decontam knows: the eval registry's own (`klear eval --bench` takes the same names;
+ * its aliases, e.g. lcb_v6 or hmmt25, work too and are reported under the registry name).
+ */
+export const KNOWN_DECONTAM_BENCHMARKS = benchmarkNames();
 
 /** `--bench all`: the benchmarks klear evaluates on (spec §10), whose problems training must not see. */
 export const DEFAULT_DECONTAM_BENCHMARKS = [
@@ -45,13 +45,27 @@ export const DEFAULT_DECONTAM_BENCHMARKS = [
   "hmmt_feb_2025",
   "math500",
   "amc23",
-  "lcb_v5",
+  "livecodebench_v5",
 ];
 
-/** Expands "all" to {@link DEFAULT_DECONTAM_BENCHMARKS}, keeping order and dropping repeats. */
+/** A registry name or alias as the registry names it (`lcb_v6` → `livecodebench_v6`); files pass through. */
+function canonicalName(spec: string): string {
+  try {
+    return getBenchmark(spec).name;
+  } catch {
+    return spec;
+  }
+}
+
+/**
+ * Expands "all" to {@link DEFAULT_DECONTAM_BENCHMARKS} and aliases to registry names, keeping order and
+ * dropping repeats.
+ */
 export function expandBenchmarkSpecs(specs: readonly string[]): string[] {
   const out: string[] = [];
-  for (const s of specs.flatMap((x) => (x === "all" ? DEFAULT_DECONTAM_BENCHMARKS : [x]))) {
+  for (const s of specs
+    .flatMap((x) => (x === "all" ? DEFAULT_DECONTAM_BENCHMARKS : [x]))
+    .map(canonicalName)) {
     if (!out.includes(s)) out.push(s);
   }
   return out;
@@ -132,14 +146,18 @@ export async function loadDecontamBenchmark(
  * prompt shares) are what training prompts must not overlap.
  */
 async function loadFromEvalRegistry(name: string, benchmarkDir: string): Promise<BenchmarkText[] | null> {
-  const { getBenchmark, loadBenchmark } = await import("../eval/registry.js");
+  let spec: BenchmarkSpec;
   try {
-    getBenchmark(name);
+    spec = getBenchmark(name);
   } catch {
     return null;
   }
-  const loaded = await loadBenchmark(name, existsSync(benchmarkDir) ? { data: benchmarkDir } : {});
-  return loaded.problems.map((p) => ({ benchmark: name, id: p.id, text: p.question }));
+  // A benchmark the local folder lacks (e.g. LiveCodeBench v6) comes from the hub cache, whose error
+  // says where to get it, naming --bench-dir, the flag that takes a local copy here.
+  const local = existsSync(benchmarkDir) ? findLocalBenchmarkFile(spec, benchmarkDir) : null;
+  const localCopyHint = `--bench-dir DIR (a folder holding ${spec.localFiles.join(" or ")})`;
+  const loaded = await loadBenchmark(spec.name, { ...(local ? { data: local } : {}), localCopyHint });
+  return loaded.problems.map((p) => ({ benchmark: spec.name, id: p.id, text: p.question }));
 }
 
 /**

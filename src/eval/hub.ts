@@ -24,22 +24,32 @@ export function defaultHubCacheDir(): string {
     : join(homedir(), ".cache", "klear", "hub");
 }
 
+/** Where the cache keeps a dataset file: a copy put there by hand is used as if downloaded. */
+export function hubCachePath(repo: string, file: string, opts: HubOptions = {}): string {
+  const cacheDir = opts.cacheDir ?? defaultHubCacheDir();
+  return join(cacheDir, "datasets", ...repo.split("/"), opts.revision ?? "main", ...file.split("/"));
+}
+
+/** The URL a dataset file is downloaded from. */
+export function hubFileUrl(repo: string, file: string, opts: HubOptions = {}): string {
+  const endpoint = (opts.endpoint ?? process.env.HF_ENDPOINT ?? "https://huggingface.co").replace(/\/+$/, "");
+  return `${endpoint}/datasets/${repo}/resolve/${encodeURIComponent(opts.revision ?? "main")}/${file.split("/").map(encodeURIComponent).join("/")}`;
+}
+
 /** The local path of a dataset file, downloading it when it is not cached yet. */
 export async function hubDatasetFile(repo: string, file: string, opts: HubOptions = {}): Promise<string> {
-  const revision = opts.revision ?? "main";
   const cacheDir = opts.cacheDir ?? defaultHubCacheDir();
-  const local = join(cacheDir, "datasets", ...repo.split("/"), revision, ...file.split("/"));
+  const local = hubCachePath(repo, file, opts);
   if (existsSync(local)) return local;
   const offline = opts.offline ?? process.env.HF_HUB_OFFLINE === "1";
   if (offline) {
     throw new KlearError(
       "HUB_OFFLINE",
       `${repo}/${file} is not in the cache ${cacheDir} and HF_HUB_OFFLINE=1`,
-      "unset HF_HUB_OFFLINE to download it, or pass --data PATH with a local copy",
+      `unset HF_HUB_OFFLINE to download it, or put a copy at ${local}`,
     );
   }
-  const endpoint = (opts.endpoint ?? process.env.HF_ENDPOINT ?? "https://huggingface.co").replace(/\/+$/, "");
-  const url = `${endpoint}/datasets/${repo}/resolve/${encodeURIComponent(revision)}/${file.split("/").map(encodeURIComponent).join("/")}`;
+  const url = hubFileUrl(repo, file, opts);
   const token = opts.token ?? process.env.HF_TOKEN;
   let res: Response;
   try {
@@ -51,7 +61,7 @@ export async function hubDatasetFile(repo: string, file: string, opts: HubOption
     throw new KlearError(
       "HUB_UNREACHABLE",
       `cannot download ${url}: ${(e as Error).message}`,
-      "check the network or HF_ENDPOINT, or pass --data PATH with a local copy of the benchmark",
+      `check the network or HF_ENDPOINT, or put a copy at ${local}`,
       { cause: e },
     );
   }
@@ -61,7 +71,7 @@ export async function hubDatasetFile(repo: string, file: string, opts: HubOption
       `downloading ${url} answered HTTP ${res.status}`,
       res.status === 401 || res.status === 403
         ? "the dataset may be gated: accept its terms on the hub and set HF_TOKEN"
-        : "check the dataset name and revision, or pass --data PATH with a local copy",
+        : `check the dataset name and revision, or put a copy at ${local}`,
     );
   }
   await atomicWriteFile(local, new Uint8Array(await res.arrayBuffer()));

@@ -19,7 +19,7 @@ export {
   OpenAIGenerator,
   type OpenAIGeneratorOptions,
 } from "./generator.js";
-export { defaultHubCacheDir, type HubOptions, hubDatasetFile } from "./hub.js";
+export { defaultHubCacheDir, type HubOptions, hubCachePath, hubDatasetFile, hubFileUrl } from "./hub.js";
 export { LocalEngineGenerator } from "./local-generator.js";
 export {
   defaultKs,

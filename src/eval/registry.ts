@@ -3,7 +3,7 @@ import { basename, dirname, extname, join } from "node:path";
 import { inflateSync } from "node:zlib";
 import { ConfigError, KlearError } from "../util/errors.js";
 import { readJsonlObjects } from "../util/jsonl.js";
-import { type HubOptions, hubDatasetFile } from "./hub.js";
+import { type HubOptions, hubCachePath, hubDatasetFile, hubFileUrl } from "./hub.js";
 
 /** One test of a LiveCodeBench problem, in LiveCodeBench's own format. */
 export interface EvalCodeTest {
@@ -125,7 +125,7 @@ export const BENCHMARKS: Record<string, BenchmarkSpec> = {
     kind: "code",
     description: "LiveCodeBench v6 window 2025-02-01..2025-05-01, avg@8",
     defaultN: 8,
-    localFiles: ["lcb_v6_problems.jsonl", "livecodebench.jsonl"],
+    localFiles: ["lcb_v6_problems.jsonl", "test6.jsonl", "livecodebench.jsonl"],
     hub: { repo: LCB_HUB, files: ["test6.jsonl"] },
     window: { from: "2025-02-01", to: "2025-05-01" },
   },
@@ -162,6 +162,11 @@ export interface LoadBenchmarkOptions {
   hub?: HubOptions;
   /** Keep only the first `limit` problems (after the date window). */
   limit?: number;
+  /**
+   * How the calling command takes a local copy, for the fix hints (default "--data FILE", eval's flag), so
+   * a hint never names a flag the command lacks.
+   */
+  localCopyHint?: string;
 }
 
 export interface LoadedBenchmark {
@@ -203,24 +208,54 @@ async function readRows(path: string): Promise<Row[]> {
   return readJsonlObjects<Row>(path);
 }
 
-/** Finds the benchmark's file: `data` itself when it is a file, else a recognised name inside it. */
-function resolveLocal(spec: BenchmarkSpec, data: string): string {
-  if (!existsSync(data)) {
-    throw new ConfigError(`--data ${data} does not exist`, "give a benchmark file or a folder holding it");
-  }
-  if (statSync(data).isFile()) return data;
+/** The benchmark's file inside folder `dir` (a recognised name), or null. */
+export function findLocalBenchmarkFile(spec: BenchmarkSpec, dir: string): string | null {
   for (const name of [
     ...spec.localFiles,
     `${spec.name}.jsonl`,
     `${spec.name}.parquet`,
     `${spec.name}.json`,
   ]) {
-    const p = join(data, name);
+    const p = join(dir, name);
     if (existsSync(p)) return p;
   }
+  return null;
+}
+
+/** Finds the benchmark's file: `data` itself when it is a file, else a recognised name inside it. */
+function resolveLocal(spec: BenchmarkSpec, data: string): string {
+  if (!existsSync(data)) {
+    throw new ConfigError(`--data ${data} does not exist`, "give a benchmark file or a folder holding it");
+  }
+  if (statSync(data).isFile()) return data;
+  const found = findLocalBenchmarkFile(spec, data);
+  if (found) return found;
   throw new ConfigError(
-    `no ${spec.name} file in ${data}`,
-    `put one of ${spec.localFiles.join(", ")} there, or pass the file itself with --data`,
+    `no ${spec.name} file in ${data}${spec.hub.repo ? ` (it comes from ${hubSourceText(spec)})` : ""}`,
+    `put one of ${spec.localFiles.join(", ")} there, pass the file itself with --data FILE, or leave out --data to read the hub copy (\`klear eval --bench ${spec.name} --fetch-only\` fetches it into the cache)`,
+  );
+}
+
+const hubSourceText = (spec: BenchmarkSpec) =>
+  `the Hugging Face dataset ${spec.hub.repo}, file${spec.hub.files.length > 1 ? "s" : ""} ${spec.hub.files.join(", ")}`;
+
+/**
+ * A benchmark file that is neither cached nor downloadable: says where it comes from, the one command
+ * that fetches it on a machine with network access, and the exact path a downloaded copy goes to.
+ */
+function notAvailableOffline(
+  spec: BenchmarkSpec,
+  file: string,
+  opts: LoadBenchmarkOptions,
+  cause: KlearError,
+) {
+  const cached = hubCachePath(spec.hub.repo, file, opts.hub);
+  const cacheFlag = opts.hub?.cacheDir ? ` --cache-dir ${opts.hub.cacheDir}` : "";
+  return new KlearError(
+    "BENCHMARK_NOT_AVAILABLE",
+    `${spec.name} is not available here: it comes from ${hubSourceText(spec)}, and ${file} is not in the cache (${cause.message.split("\n")[0]})`,
+    `on a machine with network access run \`klear eval --bench ${spec.name} --fetch-only${cacheFlag}\` (or download ${hubFileUrl(spec.hub.repo, file, opts.hub)}), then put the file at ${cached}; or pass a local copy with ${opts.localCopyHint ?? "--data FILE"}`,
+    { cause },
   );
 }
 
@@ -241,7 +276,14 @@ export async function loadBenchmark(name: string, opts: LoadBenchmarkOptions = {
     source = [];
     const rows: Row[] = [];
     for (const f of spec.hub.files) {
-      const local = await hubDatasetFile(spec.hub.repo, f, opts.hub);
+      let local: string;
+      try {
+        local = await hubDatasetFile(spec.hub.repo, f, opts.hub);
+      } catch (e) {
+        if (e instanceof KlearError && (e.code === "HUB_OFFLINE" || e.code === "HUB_UNREACHABLE"))
+          throw notAvailableOffline(spec, f, opts, e);
+        throw e;
+      }
       source.push(`hf://datasets/${spec.hub.repo}/${f}`);
       for (const r of await readRows(local)) rows.push(r);
     }
@@ -267,7 +309,7 @@ export async function loadBenchmark(name: string, opts: LoadBenchmarkOptions = {
     throw new KlearError(
       "BENCHMARK_EMPTY",
       `${spec.name}: no problems loaded from ${source.join(", ")}${spec.window ? ` in ${spec.window.from}..${spec.window.to}` : ""}`,
-      "check --data and the benchmark name",
+      `check the benchmark name and its file (${opts.localCopyHint ?? "--data FILE"})`,
     );
   }
   return { spec, problems, source };

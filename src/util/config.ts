@@ -213,7 +213,7 @@ function aliasValue(command: string, a: FlagAlias, raw: string | boolean | strin
   if (nums.some((x) => !Number.isFinite(x) || (int && !Number.isInteger(x)))) {
     throw new ConfigError(
       `klear ${command}: --${a.flag} "${text}" is not ${a.kind === "ints" ? "a comma list of integers" : int ? "an integer" : "a number"}`,
-      `pass --${a.flag} with ${a.kind === "ints" ? "integers, e.g. 1,4,16" : "a number"} (or set --${a.path}=VALUE)`,
+      `pass --${a.flag} with ${a.kind === "ints" ? "integers, e.g. 1,4,16" : "a number"}`,
     );
   }
   return a.kind === "ints" ? nums : nums[0];
@@ -234,7 +234,7 @@ function aliasOptions(aliases: readonly FlagAlias[]) {
 
 /** Every flag a config-driven command accepts, dashes included (for checks that hints name real flags). */
 export function acceptedFlags(schema: z.ZodType, opts: Omit<RunCommandOptions, "help">): Set<string> {
-  const flags = new Set(["--config", "--preset", "--out", "--quiet", "--help", "-h"]);
+  const flags = new Set(["--config", "--preset", "--out", "-o", "--quiet", "-q", "--help", "-h"]);
   if (opts.resume !== false) flags.add("--resume");
   for (const f of [...(opts.extraStringFlags ?? []), ...(opts.extraBooleanFlags ?? [])]) flags.add(`--${f}`);
   for (const f of opts.topLevelFields ?? []) flags.add(`--${f}`);
@@ -277,8 +277,8 @@ export function parseRunCommandArgs(
     ...aliasOptions(aliases),
     preset: { type: "string" },
     config: { type: "string" },
-    out: { type: "string" },
-    quiet: { type: "boolean" },
+    out: { type: "string", short: "o" },
+    quiet: { type: "boolean", short: "q" },
     help: { type: "boolean", short: "h" },
   };
   if (opts.resume !== false) options.resume = { type: "boolean" };

@@ -116,7 +116,7 @@ test("--bench all loads the whole eval suite (AIME 24/25, HMMT 25, MATH-500, AMC
     "hmmt_feb_2025",
     "math500",
     "amc23",
-    "lcb_v5",
+    "livecodebench_v5",
   ]);
   assert.equal(m.counts.kept, 1);
 });

@@ -1,7 +1,16 @@
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import {
+  DATA_SUBCOMMAND_NAMES,
+  DATA_SUBCOMMANDS,
+  type DataConfig,
+  type DataSubcommand,
+  type DataSubcommandName,
+  describeDataConfig,
+  resolveDataConfig,
+} from "../../data/config.js";
 import {
   type DataManifest,
+  type PipelineCommonOptions,
   runConvert,
   runDecontam,
   runDedup,
@@ -10,72 +19,43 @@ import {
   runTag,
   sidecarPaths,
 } from "../../data/pipeline.js";
-import { ROW_FORMATS, type RowFormat } from "../../data/rows.js";
-import { SOURCE_SCORE_RULES, type SourceScoreRule } from "../../data/select.js";
 import { codeScorer, mathScorer, openAiCompatibleSampler, type ResponseScorer } from "../../data/tag.js";
-import { ConfigError, checkChoice } from "../../util/errors.js";
+import { acceptedFlags, parseRunCommandArgs, type RunCommandOptions } from "../../util/config.js";
+import { ConfigError } from "../../util/errors.js";
 
 export const summary = "curate SFT/RL data: dedup | decontam | select | tag | convert | stats";
 
-const USAGE = `usage: klear data <subcommand> INPUT... [options]
+const USAGE = `usage: klear data <subcommand> INPUT... [options]   (klear data <subcommand> --help lists every field)
 
 subcommands (INPUT and --out are .jsonl or .parquet; every output is written atomically with
 OUT.manifest.json (input hashes, parameters, counts removed per rule), OUT.removed.jsonl (each
 removed row with its file, line and reason) and OUT.malformed.jsonl (each unreadable row)):
 
-  dedup     INPUT... --out OUT [--no-exact] [--no-near] [--threshold 0.8] [--num-perm 128]
-            [--shingle 3] [--bands B --rows R] [--seed 1]
-  decontam  INPUT... --out OUT --bench NAME_OR_FILE [--bench ...] [--ngram 9] [--bench-dir DIR]
-            names: aime24 aime25 hmmt_feb_2025 math500 amc23 gsm8k lcb_v5 lcb_v6, or "all" (the eval
-            suite); local copies in --bench-dir, default $KLEAR_BENCHMARK_DIR or ../shared/data/benchmarks
-  select    INPUT... --out OUT [--scores FILE.json | --score-rule hard-fraction|mean-response-tokens|rows]
-            [--top-k-sources K] [--mix src=ratio,src=ratio] [--total N] [--k-center N] [--dim 256] [--seed 0]
-  tag       INPUT... --out OUT --endpoint URL --model NAME [--n 16] [--temperature 0.6] [--top-p 0.95]
-            [--max-tokens 4096] [--concurrency 8] [--easy-at-least 0.75] [--hard-below 0.25]
-            [--rl-filter] [--math-majority more-than-half|at-least-half] [--code-min-tests 16]
-            [--code-min-pass-rate 0.5]
-  convert   INPUT... --out OUT [--to verl|chat|problem|same] [--data-source NAME] [--ability math|code]
-            [--split train]
-  stats     INPUT... [--html OUT.html] [--json OUT.json] [--tokenizer MODEL_DIR|tokenizer.json]
+${DATA_SUBCOMMAND_NAMES.map((n) => `  ${n.padEnd(9)} ${DATA_SUBCOMMANDS[n].usage}`).join("\n")}
 
-common options: --text-field a.b (where the prompt is; detected by default), --require-response,
---source-field a.b, --quiet`;
+decontam names the benchmarks as klear eval does (aime24 aime25 hmmt_feb_2025 math500 amc23 gsm8k
+livecodebench_v5 livecodebench_v6; lcb_v5, lcb_v6 and eval's other aliases work too) or "all" (the eval suite).
 
-const COMMON = {
-  out: { type: "string", short: "o" },
-  "text-field": { type: "string" },
-  "source-field": { type: "string" },
-  "require-response": { type: "boolean" },
-  quiet: { type: "boolean", short: "q" },
-  help: { type: "boolean", short: "h" },
-} as const;
+every subcommand also takes --config FILE.json (its fields, as listed by --help), --a.b=VALUE, --text-field
+a.b (where the prompt is; detected by default), --source-field a.b, --require-response and --quiet.`;
 
-function num(v: string | undefined, flag: string, dflt?: number): number | undefined {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n))
-    throw new ConfigError(`--${flag} must be a number, got "${v}"`, `e.g. --${flag}=16`);
-  return n;
+/** The command line of `klear data NAME`: its config fields, their short flags and the extra flags. */
+function commandLine(d: DataSubcommand): Omit<RunCommandOptions, "help"> {
+  // Every field is top-level, so each is also an undotted override: --numPerm=64.
+  const topLevelFields = Object.keys((d.schema as unknown as { shape: object }).shape);
+  return {
+    aliases: d.aliases,
+    extraStringFlags: d.extraStringFlags,
+    topLevelFields,
+    positionals: true,
+    resume: false,
+  };
 }
 
-function needOut(out: string | undefined, sub: string): string {
-  if (!out)
-    throw new ConfigError(`klear data ${sub}: no output file`, "pass --out OUT.jsonl (or OUT.parquet)");
-  return out;
-}
-
-function parseMix(spec: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const part of spec.split(",")) {
-    const m = /^(.+)=([\d.eE+-]+)$/.exec(part.trim());
-    if (!m)
-      throw new ConfigError(
-        `--mix entry "${part}" is not source=ratio`,
-        "e.g. --mix openthoughts=0.7,numina=0.3",
-      );
-    out[m[1]] = Number(m[2]);
-  }
-  return out;
+/** Every flag `klear data NAME` accepts (a fix hint may name only these). */
+export function flags(name: DataSubcommandName): Set<string> {
+  const d = DATA_SUBCOMMANDS[name] as DataSubcommand;
+  return acceptedFlags(d.schema, commandLine(d));
 }
 
 function report(m: DataManifest, out: string): void {
@@ -100,136 +80,66 @@ function report(m: DataManifest, out: string): void {
   console.error(lines.join("\n"));
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const sub = argv[0];
-  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
-    console.log(USAGE);
-    return sub === undefined ? 2 : 0;
-  }
-  const rest = argv.slice(1);
-  switch (sub) {
+const orUndefined = <T>(v: T | null | ""): T | undefined => (v === null || v === "" ? undefined : (v as T));
+
+/** The row options every subcommand shares. */
+function rowOptions(c: DataConfig<"dedup">, quiet: boolean): PipelineCommonOptions {
+  return { textField: orUndefined(c.textField), requireResponse: c.requireResponse, quiet };
+}
+
+async function runSubcommand(
+  name: DataSubcommandName,
+  c: DataConfig<DataSubcommandName>,
+  inputs: string[],
+  out: string,
+  values: Record<string, string | boolean | undefined>,
+): Promise<DataManifest> {
+  const quiet = values.quiet === true;
+  const rows = rowOptions(c as DataConfig<"dedup">, quiet);
+  switch (name) {
     case "dedup": {
-      const { values: v, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: {
-          ...COMMON,
-          "no-exact": { type: "boolean" },
-          "no-near": { type: "boolean" },
-          threshold: { type: "string" },
-          "num-perm": { type: "string" },
-          shingle: { type: "string" },
-          bands: { type: "string" },
-          rows: { type: "string" },
-          seed: { type: "string" },
-        },
+      const d = c as DataConfig<"dedup">;
+      return runDedup(inputs, out, {
+        ...rows,
+        exact: d.exact,
+        near: d.near,
+        threshold: d.threshold,
+        numPerm: d.numPerm,
+        shingleSize: d.shingleSize,
+        bands: orUndefined(d.bands),
+        rows: orUndefined(d.rows),
+        seed: d.seed,
       });
-      if (v.help) return usage();
-      const out = needOut(v.out, sub);
-      const m = await runDedup(positionals, out, {
-        exact: !v["no-exact"],
-        near: !v["no-near"],
-        threshold: num(v.threshold, "threshold"),
-        numPerm: num(v["num-perm"], "num-perm"),
-        shingleSize: num(v.shingle, "shingle"),
-        bands: num(v.bands, "bands"),
-        rows: num(v.rows, "rows"),
-        seed: num(v.seed, "seed"),
-        textField: v["text-field"],
-        requireResponse: v["require-response"],
-        quiet: v.quiet,
-      });
-      report(m, out);
-      return 0;
     }
     case "decontam": {
-      const { values: v, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: {
-          ...COMMON,
-          bench: { type: "string", multiple: true },
-          ngram: { type: "string" },
-          "bench-dir": { type: "string" },
-        },
+      const d = c as DataConfig<"decontam">;
+      return runDecontam(inputs, out, {
+        ...rows,
+        benchmarks: d.benchmarks,
+        n: d.ngram,
+        benchmarkDir: orUndefined(d.benchDir),
       });
-      if (v.help) return usage();
-      const out = needOut(v.out, sub);
-      const m = await runDecontam(positionals, out, {
-        benchmarks: (v.bench ?? []).flatMap((b) => b.split(",")).filter((b) => b !== ""),
-        n: num(v.ngram, "ngram"),
-        benchmarkDir: v["bench-dir"],
-        textField: v["text-field"],
-        requireResponse: v["require-response"],
-        quiet: v.quiet,
-      });
-      report(m, out);
-      return 0;
     }
     case "select": {
-      const { values: v, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: {
-          ...COMMON,
-          scores: { type: "string" },
-          "score-rule": { type: "string" },
-          "top-k-sources": { type: "string" },
-          mix: { type: "string" },
-          total: { type: "string" },
-          "k-center": { type: "string" },
-          dim: { type: "string" },
-          seed: { type: "string" },
-        },
-      });
-      if (v.help) return usage();
-      const out = needOut(v.out, sub);
-      const m = await runSelect(positionals, out, {
-        sourceScores: v.scores
-          ? (JSON.parse(readFileSync(v.scores, "utf8")) as Record<string, number>)
+      const d = c as DataConfig<"select">;
+      return runSelect(inputs, out, {
+        ...rows,
+        sourceScores: d.scores
+          ? (JSON.parse(readFileSync(d.scores, "utf8")) as Record<string, number>)
           : undefined,
-        scoreRule: v["score-rule"]
-          ? checkChoice<SourceScoreRule>("score rule", v["score-rule"], SOURCE_SCORE_RULES)
-          : undefined,
-        topKSources: num(v["top-k-sources"], "top-k-sources"),
-        ratios: v.mix ? parseMix(v.mix) : undefined,
-        total: num(v.total, "total"),
-        kCenter: num(v["k-center"], "k-center"),
-        vectorDim: num(v.dim, "dim"),
-        seed: num(v.seed, "seed"),
-        textField: v["text-field"],
-        sourceField: v["source-field"],
-        requireResponse: v["require-response"],
-        quiet: v.quiet,
+        scoreRule: d.scoreRule,
+        topKSources: orUndefined(d.topKSources),
+        ratios: Object.keys(d.mix).length > 0 ? d.mix : undefined,
+        total: orUndefined(d.total),
+        kCenter: orUndefined(d.kCenter),
+        vectorDim: d.vectorDim,
+        seed: d.seed,
+        sourceField: orUndefined(d.sourceField),
       });
-      report(m, out);
-      return 0;
     }
     case "tag": {
-      const { values: v, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: {
-          ...COMMON,
-          endpoint: { type: "string" },
-          model: { type: "string" },
-          "api-key": { type: "string" },
-          n: { type: "string" },
-          temperature: { type: "string" },
-          "top-p": { type: "string" },
-          "max-tokens": { type: "string" },
-          concurrency: { type: "string" },
-          "easy-at-least": { type: "string" },
-          "hard-below": { type: "string" },
-          "rl-filter": { type: "boolean" },
-          "math-majority": { type: "string" },
-          "code-min-tests": { type: "string" },
-          "code-min-pass-rate": { type: "string" },
-        },
-      });
-      if (v.help) return usage();
-      const out = needOut(v.out, sub);
-      if (!v.endpoint || !v.model) {
+      const d = c as DataConfig<"tag">;
+      if (d.endpoints.length === 0 || !d.model) {
         throw new ConfigError(
           "klear data tag needs a model to sample from",
           "pass --endpoint http://HOST:PORT/v1 --model NAME (any OpenAI-compatible server: vLLM, SGLang)",
@@ -237,106 +147,100 @@ export async function run(argv: string[]): Promise<number> {
       }
       const scorers: Record<string, ResponseScorer> = { math: mathScorer(), code: codeScorer() };
       const sampler = openAiCompatibleSampler({
-        endpoints: v.endpoint.split(","),
-        model: v.model,
-        apiKey: v["api-key"] ?? process.env.OPENAI_API_KEY,
-        concurrency: num(v.concurrency, "concurrency", 8),
-        temperature: num(v.temperature, "temperature"),
-        topP: num(v["top-p"], "top-p"),
-        maxTokens: num(v["max-tokens"], "max-tokens"),
+        endpoints: d.endpoints,
+        model: d.model,
+        apiKey: (values["api-key"] as string | undefined) ?? process.env.OPENAI_API_KEY,
+        concurrency: d.concurrency,
+        temperature: d.temperature,
+        topP: d.topP,
+        maxTokens: d.maxTokens,
       });
-      const m = await runTag(positionals, out, {
-        sampler,
-        scorers,
-        n: num(v.n, "n"),
-        concurrency: num(v.concurrency, "concurrency"),
-        easyAtLeast: num(v["easy-at-least"], "easy-at-least"),
-        hardBelow: num(v["hard-below"], "hard-below"),
-        rlFilter: v["rl-filter"],
-        mathMajority: v["math-majority"]
-          ? checkChoice("math majority rule", v["math-majority"], [
-              "more-than-half",
-              "at-least-half",
-            ] as const)
-          : undefined,
-        codeMinTests: num(v["code-min-tests"], "code-min-tests"),
-        codeMinPassRate: num(v["code-min-pass-rate"], "code-min-pass-rate"),
-        textField: v["text-field"],
-        requireResponse: v["require-response"],
-        quiet: v.quiet,
-      });
-      sampler.close();
-      report(m, out);
-      return 0;
+      try {
+        return await runTag(inputs, out, {
+          ...rows,
+          sampler,
+          scorers,
+          n: d.n,
+          concurrency: d.concurrency,
+          easyAtLeast: d.easyAtLeast,
+          hardBelow: d.hardBelow,
+          rlFilter: d.rlFilter,
+          mathMajority: d.mathMajority,
+          codeMinTests: d.codeMinTests,
+          codeMinPassRate: d.codeMinPassRate,
+        });
+      } finally {
+        sampler.close();
+      }
     }
     case "convert": {
-      const { values: v, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: {
-          ...COMMON,
-          to: { type: "string" },
-          "data-source": { type: "string" },
-          ability: { type: "string" },
-          split: { type: "string" },
-        },
+      const d = c as DataConfig<"convert">;
+      return runConvert(inputs, out, {
+        ...rows,
+        to: d.to,
+        dataSource: orUndefined(d.dataSource),
+        ability: orUndefined(d.ability),
+        split: orUndefined(d.split),
       });
-      if (v.help) return usage();
-      const out = needOut(v.out, sub);
-      const m = await runConvert(positionals, out, {
-        to: v.to ? checkChoice<RowFormat>("row format", v.to, ROW_FORMATS) : "same",
-        dataSource: v["data-source"],
-        ability: v.ability,
-        split: v.split,
-        textField: v["text-field"],
-        requireResponse: v["require-response"],
-        quiet: v.quiet,
-      });
-      report(m, out);
-      return 0;
-    }
-    case "stats": {
-      const { values: v, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: {
-          ...COMMON,
-          html: { type: "string" },
-          json: { type: "string" },
-          tokenizer: { type: "string" },
-        },
-      });
-      if (v.help) return usage();
-      if (positionals.length === 0)
-        throw new ConfigError("klear data stats: no input files", "give jsonl/parquet files");
-      const r = await runStats(positionals, {
-        html: v.html,
-        json: v.json,
-        tokenizer: v.tokenizer,
-        sourceField: v["source-field"],
-        textField: v["text-field"],
-        requireResponse: v["require-response"],
-      });
-      console.log(r.text.trimEnd());
-      const bad = Object.entries(r.malformed.byReason);
-      if (bad.length > 0) {
-        console.error(`malformed rows (not counted above): ${bad.map(([k, n]) => `${k} ${n}`).join(", ")}`);
-        for (const e of r.malformed.examples.slice(0, 5))
-          console.error(`  ${e.file}:${e.line}: ${e.reason}: ${e.detail}`);
-      }
-      if (v.html) console.error(`html: ${v.html}`);
-      if (v.json) console.error(`json: ${v.json}`);
-      return 0;
     }
     default:
-      console.error(
-        `klear data: unknown subcommand "${sub}"\n  fix: use one of: dedup, decontam, select, tag, convert, stats`,
-      );
-      return 2;
+      throw new TypeError(`no runner for data ${name}`);
   }
 }
 
-function usage(): number {
-  console.log(USAGE);
+async function stats(c: DataConfig<"stats">, inputs: string[]): Promise<number> {
+  if (inputs.length === 0)
+    throw new ConfigError("klear data stats: no input files", "give jsonl/parquet files");
+  const r = await runStats(inputs, {
+    html: orUndefined(c.html),
+    json: orUndefined(c.json),
+    tokenizer: orUndefined(c.tokenizer),
+    sourceField: orUndefined(c.sourceField),
+    textField: orUndefined(c.textField),
+    requireResponse: c.requireResponse,
+  });
+  console.log(r.text.trimEnd());
+  const bad = Object.entries(r.malformed.byReason);
+  if (bad.length > 0) {
+    console.error(`malformed rows (not counted above): ${bad.map(([k, n]) => `${k} ${n}`).join(", ")}`);
+    for (const e of r.malformed.examples.slice(0, 5))
+      console.error(`  ${e.file}:${e.line}: ${e.reason}: ${e.detail}`);
+  }
+  if (c.html) console.error(`html: ${c.html}`);
+  if (c.json) console.error(`json: ${c.json}`);
+  return 0;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const name = argv[0];
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  if (!Object.hasOwn(DATA_SUBCOMMANDS, name)) {
+    console.error(
+      `klear data: unknown subcommand "${name}"\n  fix: use one of: ${DATA_SUBCOMMAND_NAMES.join(", ")}`,
+    );
+    return 2;
+  }
+  const sub = name as DataSubcommandName;
+  const d = DATA_SUBCOMMANDS[sub] as DataSubcommand;
+  const args = parseRunCommandArgs(`data ${sub}`, argv.slice(1), {
+    ...commandLine(d),
+    help: () =>
+      `usage: klear data ${sub} ${d.usage}\n       [--config FILE.json] [--a.b=VALUE ...] [--quiet]\n\nconfig fields (the short flag that sets a field is shown beside it):\n${describeDataConfig(sub)}`,
+  });
+  if (!args) return 0;
+  const config = resolveDataConfig(sub, {
+    preset: args.values.preset as string | undefined,
+    configFile: args.values.config as string | undefined,
+    overrides: args.overrides,
+  });
+  if (sub === "stats") return stats(config as DataConfig<"stats">, args.positionals);
+  const out = args.values.out as string | undefined;
+  if (!out)
+    throw new ConfigError(`klear data ${sub}: no output file`, "pass --out OUT.jsonl (or OUT.parquet)");
+  const m = await runSubcommand(sub, config, args.positionals, out, args.values);
+  report(m, out);
   return 0;
 }

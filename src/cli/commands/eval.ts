@@ -16,6 +16,7 @@ import {
   evaluate,
   formatResultsTable,
   getBenchmark,
+  hubCachePath,
   importResponses,
   type LoadedBenchmark,
   LocalEngineGenerator,
@@ -182,7 +183,10 @@ export async function run(argv: string[]): Promise<number> {
   if (values["fetch-only"]) {
     for (const name of config.bench) {
       const b = await loadBenchmark(name, loadOpts);
-      console.log(`${b.spec.name}: ${b.problems.length} problems from ${b.source.join(", ")}`);
+      const files = loadOpts.data
+        ? b.source
+        : b.spec.hub.files.map((f) => hubCachePath(b.spec.hub.repo, f, loadOpts.hub));
+      console.log(`${b.spec.name}: ${b.problems.length} problems in ${files.join(", ")}`);
     }
     return 0;
   }
