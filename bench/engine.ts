@@ -2,17 +2,17 @@
  * Engine benchmark: the reference Qwen3 (4 layers, d_model 256, 4 q / 2 kv heads of 64, SwiGLU 768,
  * vocab 512) trained on batch 16×128 (forward + backward + AdamW) and decoded greedily with a KV cache
  * (batch 16, 16-token prompts, 112 new tokens), for klear and for PyTorch CPU in the same run and
- * environment. Medians over several timed windows. OPENBLAS_* variables are left as the environment has them.
+ * environment. The peer is PyPI PyTorch 2.15 (bench/peers/setup-torch.sh installs it into .cache/venv-torch) at
+ * its best thread count. Medians over several timed windows. OPENBLAS_* variables are left as the environment has them.
  *
  *   npm run bench:engine            (KLEAR_BENCH_RUNS=5 KLEAR_BENCH_SECONDS=1 by default)
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { join } from "node:path";
 import { nativeInfo } from "../src/engine/native.js";
 import { AdamW } from "../src/engine/optim.js";
 import { tinyQwen3Config } from "../src/model/config.js";
 import { Qwen3Model } from "../src/model/qwen3.js";
 import { Rng } from "../src/util/rng.js";
+import { loadLine, median, runTorchPeer } from "./torch-peer.js";
 
 const RUNS = Number(process.env.KLEAR_BENCH_RUNS ?? 5);
 const MIN_SECONDS = Number(process.env.KLEAR_BENCH_SECONDS ?? 1);
@@ -21,12 +21,6 @@ const T = 128;
 const DECODE_BATCH = 16;
 const DECODE_PROMPT = 16;
 const DECODE_NEW = 112;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 function klearTrain(): number[] {
   const model = Qwen3Model.create(tinyQwen3Config(), { seed: 0 });
@@ -89,22 +83,15 @@ function klearDecode(): number[] {
   return rates;
 }
 
-function ensureTorch(): void {
-  const probe = spawnSync("/usr/bin/python3", ["-c", "import torch"], { stdio: "ignore" });
-  if (probe.status === 0) return;
-  console.error("bench: installing the PyTorch peer (Debian python3-torch)");
-  const sudo = process.getuid?.() === 0 ? [] : ["sudo"];
-  const apt = (...args: string[]) =>
-    execFileSync(sudo.length ? "sudo" : "apt-get", [...(sudo.length ? ["apt-get"] : []), ...args], {
-      stdio: "inherit",
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    });
-  apt("update", "-qq");
-  apt("install", "-y", "-qq", "--no-install-recommends", "python3-torch");
+interface PeerResult {
+  train: number[];
+  decode: number[];
+  torch: string;
+  threads: number;
 }
 
-function torchPeer(): { train: number[]; decode: number[]; torch: string } {
-  ensureTorch();
+/** PyPI PyTorch (bench/peers/setup-torch.sh) at each thread count in KLEAR_BENCH_TORCH_THREADS; the best per metric counts. */
+function torchPeer(): { train: PeerResult; decode: PeerResult } {
   const cfg = {
     layers: 4,
     hidden: 256,
@@ -121,15 +108,13 @@ function torchPeer(): { train: number[]; decode: number[]; torch: string } {
     decodePrompt: DECODE_PROMPT,
     decodeNew: DECODE_NEW,
   };
-  const out = execFileSync(
-    "/usr/bin/python3",
-    [join(import.meta.dirname, "peers", "engine_torch.py"), JSON.stringify(cfg)],
-    {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
-  return JSON.parse(out.trim().split("\n").pop() as string);
+  const results = (process.env.KLEAR_BENCH_TORCH_THREADS ?? "1,2").split(",").map((t) => {
+    console.log(`torch peer at ${t} thread(s), ${loadLine()}`);
+    return runTorchPeer<PeerResult>("engine_torch.py", { ...cfg, torchThreads: Number(t) });
+  });
+  const best = (key: "train" | "decode") =>
+    results.reduce((a, b) => (median(b[key]) > median(a[key]) ? b : a));
+  return { train: best("train"), decode: best("decode") };
 }
 
 function main(): void {
@@ -137,20 +122,24 @@ function main(): void {
   console.log(
     `engine bench: OpenBLAS core ${info.blasCore}, ${info.blasThreads} BLAS threads, ${info.kernelThreads} kernel threads, gemm ${info.gemmKernel}; OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? "(unset)"}`,
   );
+  console.log(`klear, ${loadLine()}`);
   const train = klearTrain();
   const decode = klearDecode();
   const peer = torchPeer();
+  console.log(`done, ${loadLine()}`);
   const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(", ");
   console.log(`klear train tokens/s: ${fmt(train)}`);
-  console.log(`torch ${peer.torch} train tokens/s: ${fmt(peer.train)}`);
+  console.log(
+    `torch ${peer.train.torch} (${peer.train.threads} threads) train tokens/s: ${fmt(peer.train.train)}`,
+  );
   console.log(`klear decode tokens/s: ${fmt(decode)}`);
-  console.log(`torch decode tokens/s: ${fmt(peer.decode)}`);
+  console.log(`torch (${peer.decode.threads} threads) decode tokens/s: ${fmt(peer.decode.decode)}`);
   const line = (name: string, k: number, p: number) =>
     console.log(
       `RESULT ${name} klear=${k.toFixed(1)} peer=${p.toFixed(1)} unit=tokens/s ratio=${(k / p).toFixed(3)}`,
     );
-  line("engine-train", median(train), median(peer.train));
-  line("engine-decode", median(decode), median(peer.decode));
+  line("engine-train", median(train), median(peer.train.train));
+  line("engine-decode", median(decode), median(peer.decode.decode));
 }
 
 main();

@@ -2,7 +2,8 @@
 """PyTorch CPU peer for bench/engine.ts: the same Qwen3 reference model (plain torch modules), timing a
 training step (forward + backward + AdamW) and batched KV-cache decoding. Prints one JSON object.
 
-Usage: /usr/bin/python3 bench/peers/engine_torch.py '{"layers":4,...}'
+Usage: .cache/venv-torch/bin/python bench/peers/engine_torch.py '{"layers":4,...,"torchThreads":2}'
+(PyPI torch 2.15 in the venv bench/peers/setup-torch.sh creates; bench/engine.ts runs it at each thread count.)
 """
 import json
 import math
@@ -13,8 +14,7 @@ import torch
 import torch.nn.functional as F
 
 cfg = json.loads(sys.argv[1])
-# backends.md: torch's own pool at 1 thread with OpenBLAS's 2 threads is its fastest setting here.
-torch.set_num_threads(cfg.get("torchThreads", 1))
+torch.set_num_threads(cfg.get("torchThreads", 2))
 torch.manual_seed(0)
 L, D, H, HKV, HD, FF, V = (cfg[k] for k in ("layers", "hidden", "heads", "kvHeads", "headDim", "ffn", "vocab"))
 EPS = 1e-6
@@ -128,7 +128,8 @@ class Model(torch.nn.Module):
 
 
 model = Model()
-opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+# fused=True is torch's fastest CPU AdamW.
+opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=True)
 B, T = cfg["batch"], cfg["seq"]
 ids = torch.randint(0, V, (B, T))
 tgt = torch.randint(0, V, (B, T))
