@@ -21,6 +21,7 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   eval: () => import("./commands/eval.js"),
   data: () => import("./commands/data.js"),
   report: () => import("./commands/report.js"),
+  experiment: () => import("./commands/experiment.js"),
   "verify math": () => import("./commands/verify-math.js"),
   "verify code": () => import("./commands/verify-code.js"),
 };

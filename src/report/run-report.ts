@@ -35,6 +35,8 @@ export interface RunReportEvalRow {
 
 export interface RunReportRun {
   name: string;
+  /** Runs of one group (e.g. one loss over several seeds) are drawn as their mean when `groupRuns` is set. */
+  group?: string;
   kind: string;
   inProgress: boolean;
   config: unknown;
@@ -54,6 +56,8 @@ export interface RunReportInput {
   title?: string;
   runs: RunReportRun[];
   tables?: RunReportTable[];
+  /** Draw each group's per-step mean instead of every run (an experiment's seeds). */
+  groupRuns?: boolean;
 }
 
 /** Panels in reading order; a key goes to the first panel that claims it, the rest to "other". */
@@ -107,7 +111,38 @@ function seriesByKey(run: RunReportRun): Map<string, Map<number, number>> {
   return out;
 }
 
-export function chartSpecs(runs: readonly RunReportRun[]): ChartSpec[] {
+/** Runs of each group merged into one pseudo-run whose value at a step is the mean over the group's runs. */
+export function groupMeans(runs: readonly RunReportRun[]): RunReportRun[] {
+  const groups = new Map<string, RunReportRun[]>();
+  for (const r of runs) {
+    const g = r.group ?? r.name;
+    let list = groups.get(g);
+    if (!list) groups.set(g, (list = []));
+    list.push(r);
+  }
+  return [...groups].map(([group, members]) => {
+    const sums = new Map<number, Map<string, { sum: number; n: number }>>();
+    for (const r of members) {
+      for (const [key, byStep] of seriesByKey(r)) {
+        for (const [step, v] of byStep) {
+          let atStep = sums.get(step);
+          if (!atStep) sums.set(step, (atStep = new Map()));
+          const acc = atStep.get(key) ?? { sum: 0, n: 0 };
+          acc.sum += v;
+          acc.n += 1;
+          atStep.set(key, acc);
+        }
+      }
+    }
+    const metrics = [...sums]
+      .sort((a, b) => a[0] - b[0])
+      .map(([step, keys]) => ({ step, ...Object.fromEntries([...keys].map(([k, a]) => [k, a.sum / a.n])) }));
+    return { ...members[0], name: `${group} (mean of ${members.length})`, metrics };
+  });
+}
+
+export function chartSpecs(runsIn: readonly RunReportRun[], groupRuns = false): ChartSpec[] {
+  const runs = groupRuns ? groupMeans(runsIn) : runsIn;
   const perRun = runs.map(seriesByKey);
   const panels = new Map<string, { key: string; run: number }[]>();
   perRun.forEach((keys, run) => {
@@ -284,7 +319,7 @@ const CLIENT_SCRIPT = `
 
 export function renderRunReport(input: RunReportInput): string {
   const { js, css } = loadUplot();
-  const charts = chartSpecs(input.runs);
+  const charts = chartSpecs(input.runs, input.groupRuns === true);
   const title = input.title ?? `klear report: ${input.runs.map((r) => r.name).join(", ")}`;
   const live = input.runs.some((r) => r.inProgress)
     ? `<p class="live">Some runs are still in progress (or stopped before their end): this shows what existed when the report was written.</p>`
@@ -307,7 +342,7 @@ ${charts.length === 0 ? "<p>No metrics logged yet.</p>" : `<div class="charts">$
 ${evalTables(input.runs)}
 ${sampleTables(input.runs)}
 ${configBlocks(input.runs)}
-<script id="klear-run-data" type="application/json">${jsonForScript({ charts, runs: input.runs.length })}</script>
+<script id="klear-run-data" type="application/json">${jsonForScript({ charts, runs: input.groupRuns ? groupMeans(input.runs).length : input.runs.length })}</script>
 <script>${js}</script>
 <script>${CLIENT_SCRIPT}</script>
 </body></html>

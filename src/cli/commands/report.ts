@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { reportInput } from "../../report/run-input.js";
 import { renderRunReport } from "../../report/run-report.js";
 import { loadRuns } from "../../store/run-data.js";
+import { experimentReportHtml } from "../../tasks/experiment.js";
 import { atomicWriteFileSync } from "../../util/atomic.js";
 import { ConfigError } from "../../util/errors.js";
 
@@ -48,11 +49,17 @@ export async function run(argv: string[]): Promise<number> {
       "e.g. --samples 10",
     );
   }
-  const runs = loadRuns(positionals, { samplesPerKind: samples });
   const out = resolve(
     values.out ?? (positionals.length === 1 ? join(positionals[0], "report.html") : "klear-report.html"),
   );
   if (!existsSync(dirname(out))) mkdirSync(dirname(out), { recursive: true });
+  // An experiment folder draws as the experiment: per-loss means and its summary table.
+  if (positionals.length === 1 && existsSync(join(positionals[0], "experiment.json"))) {
+    atomicWriteFileSync(out, experimentReportHtml(positionals[0]));
+    console.log(`report: experiment ${positionals[0]} → ${out}`);
+    return 0;
+  }
+  const runs = loadRuns(positionals, { samplesPerKind: samples });
   atomicWriteFileSync(out, renderRunReport(reportInput(runs)));
   console.log(`report: ${runs.length} run${runs.length === 1 ? "" : "s"} → ${out}`);
   return 0;
