@@ -79,3 +79,31 @@ test("klear report RUN writes RUN/report.html; an empty folder is a clear error"
   mkdirSync(empty);
   await assert.rejects(main(["report", empty]), /holds no klear run.*\n?|RUN_NOT_FOUND/);
 });
+
+test("grouped runs draw as the per-step mean of their members", async () => {
+  const { groupMeans } = await import("../../src/report/run-report.js");
+  const run = (name: string, group: string, values: number[]) => ({
+    name,
+    group,
+    kind: "rl",
+    inProgress: false,
+    config: {},
+    samples: [],
+    metrics: values.map((v, i) => ({ step: i + 1, accuracy: v })),
+  });
+  const merged = groupMeans([run("a/1", "a", [0, 1]), run("a/2", "a", [1, 1, 1]), run("b/1", "b", [0.5])]);
+  assert.deepEqual(
+    merged.map((r) => [r.name, r.metrics]),
+    [
+      [
+        "a (mean of 2)",
+        [
+          { step: 1, accuracy: 0.5 },
+          { step: 2, accuracy: 1 },
+          { step: 3, accuracy: 1 },
+        ],
+      ],
+      ["b (mean of 1)", [{ step: 1, accuracy: 0.5 }]],
+    ],
+  );
+});
