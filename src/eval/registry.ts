@@ -1,8 +1,10 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { basename, dirname, extname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { inflateSync } from "node:zlib";
+import { fnNameFromStarter } from "../rewards/code/local.js";
+import { rowAnswer, rowPromptText } from "../rows/fields.js";
+import { collectRows } from "../rows/read.js";
 import { ConfigError, KlearError } from "../util/errors.js";
-import { readJsonlObjects } from "../util/jsonl.js";
 import { type HubOptions, hubCachePath, hubDatasetFile, hubFileUrl } from "./hub.js";
 
 /** One test of a LiveCodeBench problem, in LiveCodeBench's own format. */
@@ -178,34 +180,9 @@ export interface LoadedBenchmark {
 
 type Row = Record<string, unknown>;
 
+/** A benchmark file's rows, through rows/'s reader (jsonl, .jsonl.gz, parquet, JSON arrays). */
 async function readRows(path: string): Promise<Row[]> {
-  const ext = extname(path).toLowerCase();
-  if (ext === ".parquet") {
-    const { parquetReadObjects, asyncBufferFromFile } = await import("hyparquet");
-    const file = await asyncBufferFromFile(path);
-    return (await parquetReadObjects({ file })) as Row[];
-  }
-  if (ext === ".json") {
-    let value: unknown;
-    try {
-      value = JSON.parse(readFileSync(path, "utf8"));
-    } catch (e) {
-      throw new KlearError(
-        "BENCHMARK_MALFORMED",
-        `${path}: not valid JSON (${(e as Error).message})`,
-        "check the file",
-      );
-    }
-    if (!Array.isArray(value)) {
-      throw new KlearError(
-        "BENCHMARK_MALFORMED",
-        `${path}: expected a JSON array of rows`,
-        "use a JSON array or JSONL",
-      );
-    }
-    return value as Row[];
-  }
-  return readJsonlObjects<Row>(path);
+  return (await collectRows(path)).map((r) => r.row);
 }
 
 /** The benchmark's file inside folder `dir` (a recognised name), or null. */
@@ -318,22 +295,6 @@ export async function loadBenchmark(name: string, opts: LoadBenchmarkOptions = {
 const str = (v: unknown): string | undefined =>
   v === undefined || v === null ? undefined : typeof v === "string" ? v : String(v);
 
-/** A number as an answer string: 27.0 → "27" (AMC files store whole-number answers as floats). */
-function answerString(v: unknown): string | undefined {
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(v);
-  if (typeof v === "bigint") return v.toString();
-  return str(v);
-}
-
-function userContent(row: Row): string | undefined {
-  const msgs = row.messages ?? row.prompt;
-  if (Array.isArray(msgs)) {
-    const user = msgs.find((m) => (m as Row)?.role === "user") as Row | undefined;
-    return str(user?.content);
-  }
-  return undefined;
-}
-
 /** Makes ids unique by suffixing repeats, so a duplicated id can never merge two problems' samples. */
 function uniqueIds(problems: EvalProblem[]): EvalProblem[] {
   const seen = new Map<string, number>();
@@ -353,15 +314,14 @@ function uniqueIds(problems: EvalProblem[]): EvalProblem[] {
 export function parseMathRows(spec: BenchmarkSpec, rows: Row[], where: string): EvalProblem[] {
   const out: EvalProblem[] = rows.map((row, i) => {
     const meta = (typeof row.meta === "object" && row.meta !== null ? row.meta : {}) as Row;
-    const question =
-      userContent(row) ?? str(row.problem) ?? str(row.question) ?? str(row.Problem) ?? str(meta.problem);
+    const question = rowPromptText(row) ?? undefined;
     let answer: string | undefined;
     if (spec.name === "gsm8k" || (typeof row.answer === "string" && row.answer.includes("\n#### "))) {
       const m = /####\s*(.+?)\s*$/s.exec(str(row.answer) ?? "");
       answer = m ? m[1].replace(/,/g, "") : undefined;
     } else {
       // Klear's HMMT keeps the answer at the top level; its AIME files keep it in meta.solution (§10.4).
-      answer = answerString(row.answer) ?? answerString(meta.answer) ?? answerString(meta.solution);
+      answer = rowAnswer(row);
       if (answer === undefined && typeof row.solution === "string") {
         const boxed = /^\\boxed\{(.*)\}$/s.exec(row.solution.trim());
         if (boxed) answer = boxed[1];
@@ -455,10 +415,6 @@ export function unpickleString(b: Buffer): string {
   );
 }
 
-function fnNameFromStarter(starter: string): string | undefined {
-  return /def\s+(\w+)\s*\(\s*self/.exec(starter)?.[1];
-}
-
 /**
  * LiveCodeBench rows: the hub's code_generation_lite (question_content, starter_code, public/private
  * tests, metadata.func_name), or QwQ's problems file paired line-by-line with rllm's public tests.
@@ -488,7 +444,7 @@ export function parseCodeRows(rows: Row[], where: string, testsFile: string | nu
     } else if (typeof row.metadata === "object" && row.metadata !== null) {
       fnName = str((row.metadata as Row).func_name);
     }
-    fnName ??= starterCode ? fnNameFromStarter(starterCode) : undefined;
+    fnName ??= fnNameFromStarter(starterCode);
     const question = str(row.question_content) ?? str(t?.problem) ?? str(row.problem) ?? str(row.prompt);
     if (question === undefined) {
       throw new KlearError(

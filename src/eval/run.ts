@@ -1,9 +1,11 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderEvalReport } from "../report/eval-report.js";
+import { rowPromptText, rowResponseText } from "../rows/fields.js";
+import { readRows } from "../rows/read.js";
 import { atomicWriteFile } from "../util/atomic.js";
+import { createTaskQueue } from "../util/concurrency.js";
 import { ConfigError, KlearError } from "../util/errors.js";
-import { readJsonl } from "../util/jsonl.js";
 import { createProgress, type ProgressOptions } from "../util/progress.js";
 import {
   DEFAULT_EVAL_SAMPLING,
@@ -98,39 +100,6 @@ export function lockRunDir(dir: string): () => void {
   throw new KlearError("RUN_DIR_BUSY", `cannot lock ${path}`, "remove the file if no eval is running there");
 }
 
-/** A minimal async limiter: at most `limit` tasks running, `drain()` waits for all. */
-function limiter(limit: number) {
-  let active = 0;
-  const queue: (() => Promise<void>)[] = [];
-  let idle: (() => void) | null = null;
-  let failure: unknown = null;
-  const pump = () => {
-    while (active < limit && queue.length) {
-      const task = queue.shift()!;
-      active++;
-      task()
-        .catch((e) => {
-          failure ??= e;
-        })
-        .finally(() => {
-          active--;
-          pump();
-        });
-    }
-    if (active === 0 && queue.length === 0 && idle) idle();
-  };
-  return {
-    push(task: () => Promise<void>) {
-      queue.push(task);
-      pump();
-    },
-    async drain() {
-      if (active > 0 || queue.length > 0) await new Promise<void>((r) => (idle = r));
-      if (failure) throw failure;
-    },
-  };
-}
-
 /**
  * Settings that must match between a run and its resumption: a different model or sampling setup
  * would silently mix two experiments in one table.
@@ -190,7 +159,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateOutcome> 
       unit: "samples",
       ...opts.progress,
     });
-    const scoring = limiter(opts.scoreConcurrency ?? 8);
+    const scoring = createTaskQueue(opts.scoreConcurrency ?? 8);
     let correctSoFar = 0;
     let scoredSoFar = 0;
     const scoreOne = (bench: string, problem: EvalProblem, sampleIdx: number, response: string) =>
@@ -311,17 +280,8 @@ export async function importResponses(
       finish: string | null;
       tokens: number | null;
     }[] = [];
-    for await (const line of readJsonl(path)) {
-      if (!line.ok) {
-        throw new KlearError(
-          "JSONL_MALFORMED",
-          `${path}:${line.line}: ${line.error}`,
-          "fix or remove that line",
-        );
-      }
-      const row = line.value as Record<string, unknown>;
+    for await (const { row, file, line } of readRows(path)) {
       const meta = (row.meta ?? {}) as Record<string, unknown>;
-      const msgs = Array.isArray(row.messages) ? (row.messages as { role: string; content: string }[]) : [];
       const inner = (meta.meta ?? {}) as Record<string, unknown>;
       const idCandidates = [
         row.problem_id,
@@ -337,14 +297,9 @@ export async function importResponses(
       let problem: EvalProblem | undefined;
       for (const id of idCandidates) if ((problem = byId.get(id))) break;
       if (!problem) {
-        const texts = [
-          row.prompt,
-          row.problem,
-          row.question,
-          msgs.find((m) => m.role === "user")?.content,
-          meta.problem,
-        ];
-        for (const t of texts) if (typeof t === "string" && (problem = byText.get(t.trim()))) break;
+        // The detected prompt first, then the other fields a row may hold the bare problem in.
+        const texts = [undefined, "problem", "question", "meta.problem"].map((f) => rowPromptText(row, f));
+        for (const t of texts) if (t !== null && (problem = byText.get(t.trim()))) break;
       }
       if (!problem) {
         unmatched++;
@@ -352,19 +307,16 @@ export async function importResponses(
       }
       let responses: string[];
       if (Array.isArray(row.responses)) responses = row.responses.map(String);
-      else if (typeof row.response === "string") responses = [row.response];
-      else if (typeof row.output === "string") responses = [row.output];
-      else if (typeof row.completion === "string") responses = [row.completion];
       else {
-        const assistant = msgs.filter((m) => m.role === "assistant").pop();
-        if (!assistant) {
+        const response = rowResponseText(row);
+        if (response === undefined) {
           throw new KlearError(
             "RESPONSES_MALFORMED",
-            `${path}:${line.line}: no response (expected "response", "responses" or an assistant message)`,
+            `${file}:${line}: no response (expected "response", "responses" or an assistant message)`,
             "add the model's output to each row",
           );
         }
-        responses = [assistant.content];
+        responses = [response];
       }
       for (const text of responses) {
         const explicit = typeof row.sample_idx === "number" && responses.length === 1 ? row.sample_idx : null;
