@@ -1,4 +1,6 @@
+import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { extractMathAnswer } from "../rewards/math/index.js";
 import { atomicWriteJsonSync } from "../util/atomic.js";
 import { mapConcurrent } from "../util/concurrency.js";
 import { ConfigError } from "../util/errors.js";
@@ -21,6 +23,7 @@ import {
   convertRow,
   type RowCheckOptions,
   type RowFormat,
+  rowAnswer,
   rowPromptText,
   rowResponseText,
   rowSource,
@@ -90,6 +93,47 @@ async function hashInputs(inputs: readonly string[]) {
   return out;
 }
 
+interface Removal {
+  file: string;
+  line: number;
+  rule: string;
+  detail: Record<string, unknown>;
+}
+
+/**
+ * Parquet cannot hold zero rows (it needs a column), so an output that every row left says so once, with
+ * the counts and the first row's reason, before anything is written.
+ */
+function nothingToWrite(
+  command: string,
+  output: string,
+  read: number,
+  removed: Record<string, number>,
+  first: Removal | undefined,
+): ConfigError {
+  const counts = Object.entries(removed).map(([k, v]) => `${k} ${v}`);
+  const why = first
+    ? `; first: ${first.file}:${first.line}: ${first.rule}${first.detail.error ? ` (${first.detail.error})` : ""}`
+    : "";
+  return new ConfigError(
+    `${command}: no rows to write to ${output}: read ${read}, removed ${counts.join(", ") || "0"}${why}`,
+    "parquet needs at least one row; fix the rows the reason names, or write --out OUT.jsonl to get the (empty) output and its removal report",
+  );
+}
+
+/**
+ * A chat (SFT) row has no answer field, but its last assistant turn ends with one: an RL row needs it
+ * as ground truth, and the verifier's own extraction reads it, so the RL reward checks exactly the
+ * answer the SFT response gives.
+ */
+function withAnswerFromResponse(row: Record<string, unknown>): Record<string, unknown> {
+  if (rowAnswer(row) !== undefined) return row;
+  const response = rowResponseText(row);
+  if (!response) return row;
+  const { answer } = extractMathAnswer(response);
+  return answer === null ? row : { ...row, answer };
+}
+
 /**
  * The one streaming loop behind the filtering commands: read every input, set malformed rows aside
  * (counted by reason, each reported with file and line), let `decide` keep, rewrite or remove each
@@ -105,6 +149,10 @@ async function filterRows(
 ): Promise<DataManifest> {
   if (inputs.length === 0)
     throw new ConfigError(`${command}: no input files`, "give one or more jsonl/parquet files");
+  const missing = inputs.filter((p) => !existsSync(p));
+  if (missing.length > 0) {
+    throw new ConfigError(`${command}: no such input file: ${missing.join(", ")}`, "check the input paths");
+  }
   const started = Date.now();
   const hashed = await hashInputs(inputs);
   const totalMb = hashed.reduce((a, h) => a + h.bytes, 0) / 1e6;
@@ -126,6 +174,7 @@ async function filterRows(
   let malformedCount = 0;
   let bytesSeen = 0;
   const pendingMalformed: MalformedRow[] = [];
+  let firstRemoval: Removal | undefined;
   let readerRejected = 0;
   const noteMalformed = (m: MalformedRow) => {
     malformedCount++;
@@ -148,6 +197,7 @@ async function filterRows(
           await out.write(d.row ?? rec.value, d.row ? undefined : rec.raw);
         } else {
           removed[d.rule] = (removed[d.rule] ?? 0) + 1;
+          firstRemoval ??= { file: rec.file, line: rec.line, rule: d.rule, detail: d.detail };
           await removedWriter.write({ file: rec.file, line: rec.line, rule: d.rule, ...d.detail });
         }
       }
@@ -185,6 +235,8 @@ async function filterRows(
     }
     await flush();
     progress.update(totalUnits, { rows: read, removed: Object.values(removed).reduce((a, b) => a + b, 0) });
+    if (out.rows === 0 && output.endsWith(".parquet"))
+      throw nothingToWrite(command, output, read, removed, firstRemoval);
     for (const w of writers) await w.close();
   } catch (e) {
     for (const w of writers) await w.abort();
@@ -301,7 +353,8 @@ export async function runConvert(inputs: readonly string[], output: string, opts
         if (to === "same") return { keep: true };
         try {
           const verlOpts = opts.split !== undefined ? { ...opts, index: index++ } : opts;
-          return { keep: true, row: convertRow(rec.value, to, verlOpts) };
+          const row = to === "verl" ? withAnswerFromResponse(rec.value) : rec.value;
+          return { keep: true, row: convertRow(row, to, verlOpts) };
         } catch (e) {
           return {
             keep: false,
