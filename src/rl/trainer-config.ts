@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ROLLOUT_BACKENDS, RolloutServerConfigSchema } from "../rollout/server-config.js";
 import {
   type ConfigLayers,
   type DeepPartial,
@@ -93,6 +94,13 @@ export const RlConfigSchema = z.strictObject({
         .int()
         .default(1)
         .describe("generation batches per step to fill the batch (Klear: 1; ≤ 0 = until full)"),
+      backend: z
+        .enum(ROLLOUT_BACKENDS)
+        .default("local")
+        .describe(
+          "where responses are sampled: local = klear's engine; server = an inference server (rollout.server)",
+        ),
+      server: RolloutServerConfigSchema,
     })
     .prefault({})
     .describe("sampling the responses of one step"),

@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { localBackend } from "../backend/local.js";
 import type { LogprobSource, PolicyTrainer, TrainingBackend } from "../backend/types.js";
 import { lrAt } from "../engine/optim.js";
+import { ServerSession, type ServerStepMetrics } from "../rollout/server-session.js";
+import type { Generator } from "../rollout/types.js";
 import { readTrainerState, requireInitCheckpoint, saveTrainingCheckpoint } from "../store/checkpoint.js";
 import { appendMetrics, type RunPaths, resumeOrCreateRun, truncateMetricsAfter } from "../store/run.js";
 import { RunDatabase } from "../store/samples.js";
@@ -71,7 +73,8 @@ export interface RlTrainerState {
 }
 
 /** What one training step measured: its rollouts, and its update (or that no group survived to train on). */
-export type RlStepResult = RolloutMetrics & { lr: number } & (UpdateMetrics | { skipped: true });
+export type RlStepResult = RolloutMetrics & { lr: number } & (UpdateMetrics | { skipped: true }) &
+  Partial<ServerStepMetrics>;
 
 /** One step's line in metrics.jsonl. */
 export type RlStepMetrics = RlStepResult & { stepSeconds: number };
@@ -176,7 +179,21 @@ async function train(
       `${config.rollout.trainBatchPrompts}×${config.rollout.n} responses per step, mini-batch ${config.update.miniBatchPrompts} prompts`,
   );
 
-  const step = { config, task, score, policy, reference, objective: rlObjective(config), db };
+  const server =
+    config.rollout.backend === "server"
+      ? await ServerSession.forRun(
+          config.rollout.server,
+          paths.dir,
+          policy as Parameters<typeof ServerSession.forRun>[2],
+          tokenizer,
+        )
+      : null;
+  // Server rollouts come from another engine: truncated IS against its log-probs unless the loss sets a cap.
+  const lossConfig =
+    server && config.loss.tisCap === null
+      ? { ...config, loss: { ...config.loss, tisCap: config.rollout.server.tisCap } }
+      : config;
+  const step = { config, task, score, policy, reference, objective: rlObjective(lossConfig), db, server };
   const outcome = await runTrainingSteps({
     label: "rl",
     runDir: paths.dir,
@@ -195,7 +212,7 @@ async function train(
       return { step: state.step, show: { reward: fmt(m.rewardMean, 3), acc: fmt(m.accuracy, 3) } };
     },
     save: (at) => saveTrainingCheckpoint(paths, at, { payload: policy, trainerState: state }).then(() => {}),
-  });
+  }).finally(() => server?.close());
   const { checkpoint, trainSeconds } = outcome;
   const n = task.heldOut.length;
 
@@ -245,20 +262,27 @@ interface StepContext {
   reference: LogprobSource | null;
   objective: RlObjective;
   db: RunDatabase;
+  /** rollout.backend server: the inference server the rollouts come from. */
+  server: ServerSession | null;
 }
 
 /** One training step: rollouts, then the update; advances `state` and returns the step's metrics. */
 async function trainStep(ctx: StepContext, state: RlTrainerState): Promise<RlStepResult> {
   const { config, policy } = ctx;
   const stepNumber = state.step + 1;
-  const rollouts = await collectRollouts({
-    config,
-    task: ctx.task,
-    score: ctx.score,
-    sampler: policy.sampler(),
-    tokenizer: policy.tokenizer,
-    cursor: state.promptCursor,
-  });
+  const collect = (sampler: Generator) =>
+    collectRollouts({
+      config,
+      task: ctx.task,
+      score: ctx.score,
+      sampler,
+      tokenizer: policy.tokenizer,
+      cursor: state.promptCursor,
+    });
+  // On a server: the weights after `state.step` updates are handed over and checked around the sampling.
+  const { result: rollouts, metrics: handoff } = ctx.server
+    ? await ctx.server.sampleStep(state.step, collect)
+    : { result: await collect(policy.sampler()), metrics: {} };
   state.promptCursor = rollouts.cursor;
   const { batch } = rollouts;
   const lr = lrAt(
@@ -278,8 +302,8 @@ async function trainStep(ctx: StepContext, state: RlTrainerState): Promise<RlSte
       gradClip: config.optimizer.gradClip,
     });
     state.optimizerSteps += update.optimizerSteps;
-    metrics = { ...rollouts.metrics, lr, ...update };
-  } else metrics = { ...rollouts.metrics, lr, skipped: true };
+    metrics = { ...rollouts.metrics, lr, ...update, ...handoff };
+  } else metrics = { ...rollouts.metrics, lr, skipped: true, ...handoff };
   const trained = new Set(batch);
   ctx.db.addSamples(
     rollouts.generated.map((t) => ({

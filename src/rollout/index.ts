@@ -27,9 +27,12 @@ export {
 export { httpStatus, ServerProcess, type ServerProcessOptions, waitForServers } from "./server-process.js";
 export {
   type BeforeRolloutsInfo,
+  type HandoffPolicy,
   logprobDiffStats,
   type ServerRolloutOptions,
   ServerSession,
+  type ServerStepMetrics,
+  serverStepMetrics,
 } from "./server-session.js";
 export {
   checkServedVersion,

@@ -1,18 +1,29 @@
 import { join } from "node:path";
 import type { CheckpointableModel } from "../model/checkpoint.js";
 import type { Tokenizer } from "../model/tokenizer.js";
-import { ConfigError } from "../util/errors.js";
+import { ConfigError, KlearError } from "../util/errors.js";
 import { createWeightSync, type WeightSync, type WeightSyncKind, WeightVersions } from "./handoff.js";
+import type { RolloutServerConfig } from "./server-config.js";
 import { type ServerFlavor, ServerGenerator } from "./server-generator.js";
 import { ServerProcess } from "./server-process.js";
 import {
   checkServedVersion,
   checkServerSetup,
-  type ProbeModel,
-  policyProbeLogprobs,
   probeTokens,
   type VersionCheckResult,
 } from "./server-version.js";
+
+/**
+ * What the hand-off needs of the trainer's policy: its weights (the local backend's model) and its own
+ * log-probs (for the probe, computed exactly as the trainer computes π_old).
+ */
+export interface HandoffPolicy {
+  readonly model: CheckpointableModel;
+  logprobs(
+    batch: readonly { promptTokens: readonly number[]; responseTokens: readonly number[] }[],
+    opts: { temperature: number },
+  ): Promise<readonly { logp: ArrayLike<number> }[]>;
+}
 
 /**
  * One RL run's use of an inference server: start it (optionally), check it serves the right model and
@@ -71,8 +82,10 @@ export class ServerSession {
   private constructor(
     private readonly opts: ServerRolloutOptions,
     private readonly process: ServerProcess | null,
-    vocabSize: number,
+    private readonly policy: HandoffPolicy,
+    private readonly tokenizer: Tokenizer,
   ) {
+    const vocabSize = policy.model.config.vocabSize;
     this.generator = new ServerGenerator({
       endpoints: opts.endpoints,
       model: opts.model,
@@ -95,9 +108,35 @@ export class ServerSession {
     this.probe = probeTokens(vocabSize);
   }
 
+  /** A session for one run from its `rollout.server` config (versions under `runDir` unless weightsDir is set). */
+  static forRun(
+    config: RolloutServerConfig,
+    runDir: string,
+    policy: Partial<HandoffPolicy> & Pick<HandoffPolicy, "logprobs">,
+    tokenizer: Tokenizer,
+  ): Promise<ServerSession> {
+    if (!policy.model) {
+      throw new ConfigError(
+        "rollout.backend server needs the policy's weights in this process",
+        "train with the local backend (the default), or sample with rollout.backend local",
+      );
+    }
+    return ServerSession.open(
+      {
+        ...config,
+        apiKey: config.apiKey || undefined,
+        weightSync: config.weightSync ?? undefined,
+        weightsDir: config.weightsDir || join(runDir, "server-weights"),
+        serverLogFile: join(runDir, "server.log"),
+      },
+      policy as HandoffPolicy,
+      tokenizer,
+    );
+  }
+
   static async open(
     opts: ServerRolloutOptions,
-    policy: { config: { vocabSize: number } },
+    policy: HandoffPolicy,
     tokenizer: Tokenizer,
   ): Promise<ServerSession> {
     if (!opts.endpoints.length) {
@@ -120,7 +159,7 @@ export class ServerSession {
           readyTimeoutMs: opts.serverReadyTimeoutMs,
         })
       : null;
-    const session = new ServerSession(opts, process, policy.config.vocabSize);
+    const session = new ServerSession(opts, process, policy, tokenizer);
     try {
       await checkServerSetup({ client: session.generator.client, model: opts.model, tokenizer });
     } catch (e) {
@@ -130,45 +169,30 @@ export class ServerSession {
     return session;
   }
 
-  /** Default folder for the versions inside a run directory. */
-  static weightsDirIn(runDir: string): string {
-    return join(runDir, "server-weights");
-  }
-
   /**
    * Before step `step` samples: hand over the policy if the server's copy is `syncEvery` steps old (or
    * unknown, as after a resume), then check what it serves against the trainer's probe log-probs.
    */
-  async beforeRollouts(
-    step: number,
-    policy: CheckpointableModel & ProbeModel,
-    tokenizer: Tokenizer,
-  ): Promise<BeforeRolloutsInfo> {
+  async beforeRollouts(step: number): Promise<BeforeRolloutsInfo> {
     let synced = false;
     let writeMs = 0;
     let reloadMs = 0;
     if (this.servedVersion === null || step - this.servedVersion >= this.opts.syncEvery) {
       const t0 = performance.now();
-      const path = await this.versions.write(policy, tokenizer, step);
+      const path = await this.versions.write(this.policy.model, this.tokenizer, step);
       const t1 = performance.now();
       await this.sync.load(path, `v${step}`);
       reloadMs = performance.now() - t1;
       writeMs = t1 - t0;
       this.servedVersion = step;
-      this.expectedProbe = policyProbeLogprobs(policy, this.probe);
+      const [probe] = await this.policy.logprobs(
+        [{ promptTokens: this.probe.slice(0, 1), responseTokens: this.probe.slice(1) }],
+        { temperature: 1 },
+      );
+      this.expectedProbe = Array.from(probe.logp);
       synced = true;
     }
-    let check: VersionCheckResult | null = null;
-    if (this.opts.versionTolerance !== null && this.expectedProbe) {
-      check = await checkServedVersion({
-        client: this.generator.client,
-        model: this.opts.model,
-        probe: this.probe,
-        expected: this.expectedProbe,
-        tolerance: this.opts.versionTolerance,
-        version: `v${this.servedVersion}`,
-      });
-    }
+    const check = await this.checkServed();
     return {
       servedVersion: this.servedVersion,
       staleness: step - this.servedVersion,
@@ -177,6 +201,44 @@ export class ServerSession {
       reloadMs,
       check,
     };
+  }
+
+  /**
+   * One step's sampling on the server: hand-off and probe before, `collect` on the server's generator,
+   * then the probe again — a server that restarted (on older weights) while the step sampled is caught
+   * there, handed the weights again and the step's rollouts collected anew (same prompts and seeds), so
+   * nothing sampled from the wrong weights is trained on. Gives up after `attempts` tries.
+   */
+  async sampleStep<T>(
+    step: number,
+    collect: (generator: ServerGenerator) => Promise<T>,
+    attempts = 3,
+  ): Promise<{ result: T; metrics: ServerStepMetrics }> {
+    for (let attempt = 1; ; attempt++) {
+      const info = await this.beforeRollouts(step);
+      const result = await collect(this.generator);
+      try {
+        await this.checkServed();
+        return { result, metrics: serverStepMetrics(info) };
+      } catch (e) {
+        if (!(e instanceof KlearError && e.code === "STALE_WEIGHTS") || attempt >= attempts) throw e;
+        // Force a new hand-off: the server no longer holds what klear gave it.
+        this.servedVersion = null;
+      }
+    }
+  }
+
+  private async checkServed(): Promise<VersionCheckResult | null> {
+    if (this.opts.versionTolerance === null || !this.expectedProbe || this.servedVersion === null)
+      return null;
+    return checkServedVersion({
+      client: this.generator.client,
+      model: this.opts.model,
+      probe: this.probe,
+      expected: this.expectedProbe,
+      tolerance: this.opts.versionTolerance,
+      version: `v${this.servedVersion}`,
+    });
   }
 
   async close(): Promise<void> {
@@ -202,4 +264,24 @@ export function logprobDiffStats(
     }
   }
   return { logprobDiffMax: max, logprobDiffMean: count ? sum / count : 0 };
+}
+
+/** One step's hand-off, as logged in metrics.jsonl next to the rollout metrics. */
+export interface ServerStepMetrics {
+  servedVersion: number;
+  staleness: number;
+  handoffWriteMs: number;
+  handoffReloadMs: number;
+  /** Max |served − trainer| log-prob on the probe (null when the check is off). */
+  versionProbeMaxDiff: number | null;
+}
+
+export function serverStepMetrics(info: BeforeRolloutsInfo): ServerStepMetrics {
+  return {
+    servedVersion: info.servedVersion,
+    staleness: info.staleness,
+    handoffWriteMs: info.writeMs,
+    handoffReloadMs: info.reloadMs,
+    versionProbeMaxDiff: info.check?.maxAbsDiff ?? null,
+  };
 }

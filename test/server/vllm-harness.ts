@@ -62,7 +62,8 @@ export function vllmSkipReason(): string | null {
   return null;
 }
 
-export async function startVllm(): Promise<VllmUnderTest> {
+/** Starts vLLM on `modelDir` (a weights-only checkpoint folder), or on a fresh tiny Qwen3 made by klear. */
+export async function startVllm(opts: { modelDir?: string } = {}): Promise<VllmUnderTest> {
   const dir = mkdtempSync(join(tmpdir(), "klear-vllm-"));
   if (process.env.KLEAR_TEST_VLLM_URL) {
     const modelDir = process.env.KLEAR_TEST_VLLM_MODEL_DIR ?? join(ROOT, ".cache/server/tiny-qwen3");
@@ -75,8 +76,8 @@ export async function startVllm(): Promise<VllmUnderTest> {
       stop: async () => {},
     };
   }
-  const modelDir = join(dir, "served");
-  await makeTinyQwen3(modelDir);
+  const modelDir = opts.modelDir ?? join(dir, "served");
+  if (!opts.modelDir) await makeTinyQwen3(modelDir);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const launch = () =>
