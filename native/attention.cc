@@ -199,7 +199,8 @@ Napi::Value Attention(const Napi::CallbackInfo& i) {
         const float* qt = q + ((b * T + t) * H + h) * hd;
         int64_t n = t + 1;
         const int64_t st = segStart ? segStart[b * T + t] : 0;
-        Scores(qt, Kt.data(), T, n, hd, scale, p.data());
+        // Only the token's own document [st, t] is scored (packed rows skip the other documents' keys).
+        Scores(qt, Kt.data() + st, T, n - st, hd, scale, p.data() + st);
         float m = -INFINITY;
 #pragma omp simd reduction(max : m)
         for (int64_t j = st; j < n; j++) m = p[j] > m ? p[j] : m;
@@ -277,8 +278,8 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& i) {
           float D = 0;
 #pragma omp simd reduction(+ : D)
           for (int64_t d = 0; d < hd; d++) D += dot[d] * ot[d];
-          Scores(qt, Kt.data(), T, n, hd, scale, p.data());
-          Scores(dot, Vt.data(), T, n, hd, 1.0f, dp.data());
+          Scores(qt, Kt.data() + st, T, n - st, hd, scale, p.data() + st);
+          Scores(dot, Vt.data() + st, T, n - st, hd, 1.0f, dp.data() + st);
 #pragma omp simd
           for (int64_t j = st; j < n; j++) {
             float pj = FastExp(p[j] - l);
