@@ -136,6 +136,10 @@ export const SftConfigSchema = z.strictObject({
   train: z
     .strictObject({
       epochs: z.number().int().positive().default(4).describe("passes over the data (paper: 4)"),
+      shuffle: z
+        .boolean()
+        .default(true)
+        .describe("seeded shuffle of the rows and packed sequences each epoch (false: the files' order)"),
       maxSteps: z.number().int().min(0).default(0).describe("stop after this many steps (0 = all epochs)"),
       sequencesPerStep: z
         .number()

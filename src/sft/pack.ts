@@ -36,7 +36,12 @@ function streamSeed(seed: number, stream: number, epoch: number): number {
  * The rows of one epoch, shuffled: each source contributes ⌊weight⌋ full copies of its rows plus a seeded
  * draw of round(frac(weight) · size) more, so weights 1/0 select sources and 0.5 halves one.
  */
-export function epochRows(sources: readonly WeightedSource[], seed: number, epoch: number): number[] {
+export function epochRows(
+  sources: readonly WeightedSource[],
+  seed: number,
+  epoch: number,
+  shuffle = true,
+): number[] {
   const out: number[] = [];
   sources.forEach((s, k) => {
     const whole = Math.floor(s.weight);
@@ -47,18 +52,26 @@ export function epochRows(sources: readonly WeightedSource[], seed: number, epoc
       out.push(...draw.slice(0, extra));
     }
   });
-  return shuffleInPlace(out, new Rng(streamSeed(seed, 1, epoch)));
+  return shuffle ? shuffleInPlace(out, new Rng(streamSeed(seed, 1, epoch))) : out;
 }
 
 /**
  * Packs rows (in the given order) into sequences of at most `maxTokens` tokens: first-fit decreasing inside
- * each window of `window` rows, then the sequences are shuffled. Without packing each row is its own sequence.
+ * each window of `window` rows, then the sequences are shuffled (unless `shuffle` is false). Without packing
+ * each row is its own sequence.
  * Every row length must already be ≤ maxTokens.
  */
 export function packRows(
   order: readonly number[],
   lengthOf: (row: number) => number,
-  opts: { maxTokens: number; packing: boolean; window: number; seed: number; epoch: number },
+  opts: {
+    maxTokens: number;
+    packing: boolean;
+    window: number;
+    seed: number;
+    epoch: number;
+    shuffle?: boolean;
+  },
 ): number[][] {
   if (!opts.packing) return order.map((r) => [r]);
   const bins: number[][] = [];
@@ -78,7 +91,7 @@ export function packRows(
     }
     for (const b of open) bins.push(b.rows);
   }
-  return shuffleInPlace(bins, new Rng(streamSeed(opts.seed, 2, opts.epoch)));
+  return opts.shuffle === false ? bins : shuffleInPlace(bins, new Rng(streamSeed(opts.seed, 2, opts.epoch)));
 }
 
 /** Tokens and loss mask of one row (what `SftExample` carries). */

@@ -10,7 +10,7 @@ import { AdamW, clipGradNorm, type LrSchedule, lrAt } from "../engine/optim.js";
 import { loadModel } from "../model/checkpoint.js";
 import type { Qwen3Model } from "../model/qwen3.js";
 import type { Tokenizer } from "../model/tokenizer.js";
-import { loadTrainingCheckpoint, saveTrainingCheckpoint } from "../store/checkpoint.js";
+import { readOptimizerState, readTrainerState, saveTrainingCheckpoint } from "../store/checkpoint.js";
 import { appendMetrics, type RunPaths, resumeOrCreateRun, truncateMetricsAfter } from "../store/run.js";
 import { runTrainingSteps } from "../store/steps.js";
 import { ConfigError, KlearError } from "../util/errors.js";
@@ -23,7 +23,7 @@ import {
   type SftDataSummary,
   type SftExample,
 } from "./data.js";
-import { buildBatch, epochRows, packRows } from "./pack.js";
+import { buildBatch, epochRows, packRows, type WeightedSource } from "./pack.js";
 
 export interface SftOptions {
   config: SftConfig;
@@ -189,13 +189,18 @@ async function loadData(
 function planSteps(
   config: SftConfig,
   examples: readonly SftExample[],
-  sources: { indexes: number[]; weight: number }[],
+  sources: readonly WeightedSource[],
 ) {
   const steps: { epoch: number; sequences: number[][] }[] = [];
   const S = config.train.sequencesPerStep;
   for (let epoch = 0; epoch < config.train.epochs; epoch++) {
-    const order = epochRows(sources, config.seed, epoch);
-    const bins = packRows(order, (r) => examples[r].ids.length, { ...config.pack, seed: config.seed, epoch });
+    const order = epochRows(sources, config.seed, epoch, config.train.shuffle);
+    const bins = packRows(order, (r) => examples[r].ids.length, {
+      ...config.pack,
+      seed: config.seed,
+      epoch,
+      shuffle: config.train.shuffle,
+    });
     for (let i = 0; i < bins.length; i += S) steps.push({ epoch, sequences: bins.slice(i, i + S) });
   }
   const max = config.train.maxSteps;
@@ -268,25 +273,57 @@ export function sftStepGradients(
   return { loss, lossTokens, realTokens, computedTokens };
 }
 
-/** Runs (or resumes) SFT to the end of its plan or until `shouldStop`; the final checkpoint is always saved. */
-export async function runSft(opts: SftOptions): Promise<SftResult> {
-  const log = opts.log ?? ((line: string) => console.log(line));
-  const { paths, config, resumeFrom } = resumeOrCreateRun({
-    out: opts.out,
-    resume: opts.resume,
-    log,
-    parse: parseSftConfig,
-    create: () => checkNewRunConfig(opts),
-  });
-  const loaded = await loadModel(resumeFrom ? resumeFrom.path : config.init);
-  const { model, tokenizer } = loaded;
-  const data = await loadData(config, tokenizer, log);
-  const plan = planSteps(config, data.examples, data.sources);
-  const fingerprint = {
-    rows: data.sources.reduce((n, s) => n + s.indexes.length, 0),
-    tokens: data.examples.reduce((n, e) => n + e.ids.length, 0),
-    heldOut: data.heldOut.length,
-  };
+/** What the step loop needs of its caller's trainer state (the caller may keep more in it). */
+export interface SftLoopState {
+  step: number;
+  firstLoss: number | null;
+}
+
+export interface SftStepsOptions<S extends SftLoopState> {
+  /** Progress-bar label. */
+  label: string;
+  paths: RunPaths;
+  /** The seed and the pack, train, optimizer, evalEvery and checkpointEvery sections are used. */
+  config: SftConfig;
+  model: Qwen3Model;
+  tokenizer: Tokenizer;
+  examples: readonly SftExample[];
+  /** Training rows per source (indexes into `examples`) with their mixing weights. */
+  sources: readonly WeightedSource[];
+  /** Rows for the held-out loss (none: no held-out loss is logged). */
+  heldOut: readonly SftExample[];
+  /** The trainer state: step 0 for a new run, else the resumed checkpoint's; updated as steps finish. */
+  state: S;
+  /** The checkpoint being resumed (its optimizer moments are restored), or null. */
+  resumeFrom: { step: number; path: string } | null;
+  quiet?: boolean;
+  shouldStop?: () => boolean;
+  log: (line: string) => void;
+}
+
+export interface SftStepsOutcome {
+  step: number;
+  totalSteps: number;
+  interrupted: boolean;
+  trainSeconds: number;
+  checkpoint: string;
+  lastLoss: number | null;
+  heldOutLossAfter: number | null;
+  /** Padding positions over all computed positions, averaged over this process's steps. */
+  paddingFraction: number;
+  tokensPerSecond: number;
+}
+
+/**
+ * The one SFT step loop (used by `klear sft` and the demo's supervised phase): the seeded plan of packed
+ * sequences over all epochs, one optimizer step per planned batch, metrics per step, held-out loss every
+ * `evalEvery` steps and after the last, resumable checkpoints holding `state`. Appends to the run's metrics.
+ */
+export async function trainSftSteps<S extends SftLoopState>(
+  opts: SftStepsOptions<S>,
+): Promise<SftStepsOutcome> {
+  const { config, model, tokenizer, examples, heldOut, state, paths } = opts;
+  const plan = planSteps(config, examples, opts.sources);
   const params = model.parameters();
   const optimizer = new AdamW(params, {
     lr: config.optimizer.lr,
@@ -297,19 +334,8 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
     // Norm gains stay undecayed, as in most LM recipes.
     decay: (_name, p) => p.shape.length >= 2,
   });
+  if (opts.resumeFrom) await readOptimizerState(opts.resumeFrom.path, optimizer, state.step);
   const padId = tokenizer.padTokenId;
-  let state: SftTrainerState;
-  if (resumeFrom) {
-    state = await loadTrainingCheckpoint<SftTrainerState>(resumeFrom.path, { who: "klear sft", optimizer });
-    checkSameData(state.fingerprint, fingerprint, paths);
-    truncateMetricsAfter(paths, state.step);
-  } else {
-    truncateMetricsAfter(paths, -1);
-    const before = heldOutLoss(model, data.heldOut, config, padId);
-    appendMetrics(paths, { step: 0, phase: "eval-before", heldOutLoss: before });
-    log(`held-out loss before training: ${fmt(before)} (${data.heldOut.length} rows)`);
-    state = { step: 0, firstLoss: null, heldOutLossBefore: before, fingerprint };
-  }
   const total = plan.length;
   const warmupSteps = config.optimizer.warmupSteps ?? Math.round(config.optimizer.warmupRatio * total);
   const schedule: LrSchedule = {
@@ -318,10 +344,6 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
     totalSteps: total,
     minLrRatio: config.optimizer.minLrRatio,
   };
-  log(
-    `${total} steps (${config.train.epochs} epochs of ${fingerprint.rows} rows, ${config.train.sequencesPerStep} sequences of ≤ ${config.pack.maxTokens} tokens a step${config.pack.packing ? ", packed" : ""})`,
-  );
-
   let lastLoss: number | null = null;
   let heldOutAfter: number | null = null;
   let padSum = 0;
@@ -330,19 +352,19 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
   let stepsHere = 0;
   const evalEvery = config.evalEvery;
   const outcome = await runTrainingSteps({
-    label: "sft",
+    label: opts.label,
     runDir: paths.dir,
     startStep: state.step,
     total,
     checkpointEvery: config.checkpointEvery,
-    savedStep: resumeFrom?.step ?? null,
+    savedStep: opts.resumeFrom?.step ?? null,
     quiet: opts.quiet,
     shouldStop: opts.shouldStop,
-    log,
+    log: opts.log,
     runStep: async () => {
       const t0 = performance.now();
       const planned = plan[state.step];
-      const sequences = planned.sequences.map((rows) => rows.map((r) => data.examples[r]));
+      const sequences = planned.sequences.map((rows) => rows.map((r) => examples[r]));
       const g = sftStepGradients(model, sequences, config.train.microSequences, padId);
       const gradNorm = clipGradNorm(params, config.optimizer.gradClip);
       // lrAt counts from 0, so step k (1-based) uses the rate at k: warmup starts above zero.
@@ -366,7 +388,7 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
         stepSeconds,
       };
       if ((evalEvery > 0 && state.step % evalEvery === 0) || state.step === total) {
-        const h = heldOutLoss(model, data.heldOut, config, padId);
+        const h = heldOutLoss(model, heldOut, config, padId);
         if (h !== null) metrics.heldOutLoss = h;
         if (state.step === total) heldOutAfter = h;
       }
@@ -389,26 +411,87 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
       });
     },
   });
+  // A resumed run whose last step was already done still reports the final held-out loss.
   if (!outcome.interrupted && heldOutAfter === null && state.step === total) {
-    heldOutAfter = heldOutLoss(model, data.heldOut, config, padId);
+    heldOutAfter = heldOutLoss(model, heldOut, config, padId);
   }
-  const result: SftResult = {
-    runDir: paths.dir,
-    steps: outcome.step,
+  return {
+    step: outcome.step,
     totalSteps: total,
-    firstLoss: state.firstLoss,
+    interrupted: outcome.interrupted,
+    trainSeconds: outcome.trainSeconds,
+    checkpoint: outcome.checkpoint,
     lastLoss,
-    heldOutLossBefore: state.heldOutLossBefore,
     heldOutLossAfter: heldOutAfter,
     paddingFraction: stepsHere > 0 ? padSum / stepsHere : 0,
     tokensPerSecond: secSum > 0 ? tokSum / secSum : 0,
-    checkpoint: outcome.checkpoint,
-    data: data.summary,
-    interrupted: outcome.interrupted,
   };
-  if (!outcome.interrupted) {
+}
+
+/** Runs (or resumes) SFT to the end of its plan or until `shouldStop`; the final checkpoint is always saved. */
+export async function runSft(opts: SftOptions): Promise<SftResult> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const { paths, config, resumeFrom } = resumeOrCreateRun({
+    out: opts.out,
+    resume: opts.resume,
+    log,
+    parse: parseSftConfig,
+    create: () => checkNewRunConfig(opts),
+  });
+  const { model, tokenizer } = await loadModel(resumeFrom ? resumeFrom.path : config.init);
+  const data = await loadData(config, tokenizer, log);
+  const fingerprint = {
+    rows: data.sources.reduce((n, s) => n + s.indexes.length, 0),
+    tokens: data.examples.reduce((n, e) => n + e.ids.length, 0),
+    heldOut: data.heldOut.length,
+  };
+  let state: SftTrainerState;
+  if (resumeFrom) {
+    state = readTrainerState<SftTrainerState>(resumeFrom.path, "klear sft");
+    checkSameData(state.fingerprint, fingerprint, paths);
+    truncateMetricsAfter(paths, state.step);
+  } else {
+    truncateMetricsAfter(paths, -1);
+    const before = heldOutLoss(model, data.heldOut, config, tokenizer.padTokenId);
+    appendMetrics(paths, { step: 0, phase: "eval-before", heldOutLoss: before });
+    log(`held-out loss before training: ${fmt(before)} (${data.heldOut.length} rows)`);
+    state = { step: 0, firstLoss: null, heldOutLossBefore: before, fingerprint };
+  }
+  log(
+    `${config.train.epochs} epochs of ${fingerprint.rows} rows, ${config.train.sequencesPerStep} sequences of ≤ ${config.pack.maxTokens} tokens a step${config.pack.packing ? ", packed" : ""}`,
+  );
+  const run = await trainSftSteps({
+    label: "sft",
+    paths,
+    config,
+    model,
+    tokenizer,
+    examples: data.examples,
+    sources: data.sources,
+    heldOut: data.heldOut,
+    state,
+    resumeFrom,
+    quiet: opts.quiet,
+    shouldStop: opts.shouldStop,
+    log,
+  });
+  const result: SftResult = {
+    runDir: paths.dir,
+    steps: run.step,
+    totalSteps: run.totalSteps,
+    firstLoss: state.firstLoss,
+    lastLoss: run.lastLoss,
+    heldOutLossBefore: state.heldOutLossBefore,
+    heldOutLossAfter: run.heldOutLossAfter,
+    paddingFraction: run.paddingFraction,
+    tokensPerSecond: run.tokensPerSecond,
+    checkpoint: run.checkpoint,
+    data: data.summary,
+    interrupted: run.interrupted,
+  };
+  if (!run.interrupted) {
     log(
-      `loss: first ${fmt(result.firstLoss)} → last ${fmt(lastLoss)}; held-out ${fmt(result.heldOutLossBefore)} → ${fmt(heldOutAfter)}; padding ${(100 * result.paddingFraction).toFixed(1)}%; checkpoint ${outcome.checkpoint}`,
+      `loss: first ${fmt(result.firstLoss)} → last ${fmt(run.lastLoss)} over ${run.step} steps; held-out ${fmt(result.heldOutLossBefore)} → ${fmt(run.heldOutLossAfter)}; padding ${(100 * result.paddingFraction).toFixed(1)}%; checkpoint ${run.checkpoint}`,
     );
   }
   return result;

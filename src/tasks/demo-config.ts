@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parseRlConfig, type RlConfig, RlConfigSchema } from "../rl/trainer-config.js";
+import { parseSftConfig, type SftConfig } from "../sft/config.js";
 import {
   type ConfigLayers,
   type DeepPartial,
@@ -166,6 +167,37 @@ export function demoRlConfig(config: DemoConfig, init: string): RlConfig {
       eval: { maxNewTokens: config.eval.maxNewTokens, temperature: 0, topP: 1 },
     },
     "demo config section rl",
+  );
+}
+
+/** The tiny model's context, and so the longest supervised row (tokens). */
+export const DEMO_MAX_TOKENS = 256;
+
+/**
+ * The supervised phase as a `klear sft` config: one pass over the teacher rows in stream order (the stream is
+ * already random), `train.batchSize` rows a step in one micro-batch, no packing, the demo's optimizer.
+ */
+export function demoSftConfig(config: DemoConfig): SftConfig {
+  const t = config.train;
+  return parseSftConfig(
+    {
+      seed: config.seed,
+      render: { template: "none" },
+      pack: { maxTokens: DEMO_MAX_TOKENS, packing: false },
+      train: { epochs: 1, shuffle: false, sequencesPerStep: t.batchSize, microSequences: t.batchSize },
+      optimizer: {
+        lr: t.lr,
+        minLrRatio: t.minLrRatio,
+        warmupSteps: t.warmupSteps,
+        weightDecay: t.weightDecay,
+        beta1: t.beta1,
+        beta2: t.beta2,
+        gradClip: t.gradClip,
+      },
+      evalEvery: 0,
+      checkpointEvery: t.checkpointEvery,
+    },
+    "demo config section train",
   );
 }
 

@@ -1,13 +1,15 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AdamW, clipGradNorm, lrAt } from "../engine/optim.js";
 import { loadModel } from "../model/checkpoint.js";
 import { tinyQwen3Config } from "../model/config.js";
 import { Qwen3Model } from "../model/qwen3.js";
 import { ByteTokenizer, type Tokenizer } from "../model/tokenizer.js";
 import { type RlResult, runRl } from "../rl/trainer.js";
 import { generate } from "../rollout/generate.js";
-import { readOptimizerState, readTrainerState, saveTrainingCheckpoint } from "../store/checkpoint.js";
+import { encodeConversation, type SftExample } from "../sft/data.js";
+import { buildBatch } from "../sft/pack.js";
+import { trainSftSteps } from "../sft/trainer.js";
+import { readTrainerState } from "../store/checkpoint.js";
 import {
   appendMetrics,
   type RunPaths,
@@ -16,10 +18,16 @@ import {
   truncateMetricsAfter,
 } from "../store/run.js";
 import { RunDatabase, type SampleRecord } from "../store/samples.js";
-import { runTrainingSteps } from "../store/steps.js";
 import { atomicWriteJsonSync } from "../util/atomic.js";
 import { type ArithmeticProblem, arithmeticSplit, verifyArithmetic } from "./arithmetic.js";
-import { type DemoConfig, demoRlConfig, demoRunsRl, parseDemoConfig } from "./demo-config.js";
+import {
+  DEMO_MAX_TOKENS,
+  type DemoConfig,
+  demoRlConfig,
+  demoRunsRl,
+  demoSftConfig,
+  parseDemoConfig,
+} from "./demo-config.js";
 import { arithmeticRlTask } from "./rl-tasks.js";
 
 /** What the demo measured, also written to `result.json` in the run directory. */
@@ -102,33 +110,32 @@ export function demoTokenizer(): ByteTokenizer {
   });
 }
 
-/** One training batch: prompt + teacher completion + EOS, loss only on the completion and EOS. */
+/** The supervised rows of problems: prompt + teacher completion + EOS as plain text, loss on the completion and EOS. */
+export function demoSftExamples(problems: readonly ArithmeticProblem[], tokenizer: Tokenizer): SftExample[] {
+  return problems.map((p, i) => ({
+    ...encodeConversation(
+      tokenizer,
+      [
+        { role: "user", content: p.prompt },
+        { role: "assistant", content: p.completion },
+      ],
+      { template: "none", trainOn: "all-assistant", maxTokens: DEMO_MAX_TOKENS, overLong: "truncate" },
+    ),
+    source: "arithmetic teacher",
+    where: `problem ${i + 1}`,
+  }));
+}
+
+/** One training batch of problems as the supervised phase builds it (one problem per row). */
 export function demoBatch(
   problems: readonly ArithmeticProblem[],
   tokenizer: Tokenizer,
 ): { tokens: Int32Array; targets: Int32Array; batchSize: number; seqLen: number; lossTokens: number } {
-  const seqs = problems.map((p) => {
-    const prompt = tokenizer.encode(p.prompt);
-    return {
-      ids: [...prompt, ...tokenizer.encode(p.completion), tokenizer.eosTokenId],
-      promptLen: prompt.length,
-    };
-  });
-  const seqLen = Math.max(...seqs.map((s) => s.ids.length)) - 1;
-  const tokens = new Int32Array(problems.length * seqLen).fill(tokenizer.padTokenId);
-  const targets = new Int32Array(problems.length * seqLen).fill(-1);
-  let lossTokens = 0;
-  seqs.forEach((s, b) => {
-    for (let t = 0; t < s.ids.length - 1; t++) {
-      tokens[b * seqLen + t] = s.ids[t];
-      // Position t predicts token t+1; only completion tokens (and the EOS) carry loss.
-      if (t + 1 >= s.promptLen) {
-        targets[b * seqLen + t] = s.ids[t + 1];
-        lossTokens++;
-      }
-    }
-  });
-  return { tokens, targets, batchSize: problems.length, seqLen, lossTokens };
+  const { batch, lossTokens } = buildBatch(
+    demoSftExamples(problems, tokenizer).map((e) => [e]),
+    tokenizer.padTokenId,
+  );
+  return { ...batch, lossTokens };
 }
 
 /**
@@ -353,7 +360,7 @@ async function trainSft(
     headDim: config.model.headDim,
     intermediateSize: config.model.intermediateSize,
     tieWordEmbeddings: config.model.tieWordEmbeddings,
-    maxPositionEmbeddings: 256,
+    maxPositionEmbeddings: DEMO_MAX_TOKENS,
   });
   let model: Qwen3Model;
   let state: TrainerState;
@@ -378,66 +385,27 @@ async function trainSft(
     state = { step: 0, accuracyBefore: before.accuracy, firstLoss: null };
   }
 
-  const params = model.parameters();
-  const optimizer = new AdamW(params, {
-    lr: config.train.lr,
-    beta1: config.train.beta1,
-    beta2: config.train.beta2,
-    weightDecay: config.train.weightDecay,
-    // Norm gains and biases stay undecayed, as in most LM recipes.
-    decay: (_name, p) => p.shape.length >= 2,
-  });
-  if (resumeFrom) await readOptimizerState(resumeFrom.path, optimizer, state.step);
-  // The training stream is a pure function of the seed: skip what the resumed steps consumed.
-  for (let i = 0; i < state.step * config.train.batchSize; i++) split.train();
-
-  const schedule = {
-    kind: "cosine" as const,
-    warmupSteps: config.train.warmupSteps,
-    totalSteps: config.train.steps,
-    minLrRatio: config.train.minLrRatio,
-  };
-  let lastLoss: number | null = null;
-  const payload = { model, tokenizer, optimizer };
-  const { checkpoint, trainSeconds, interrupted } = await runTrainingSteps({
+  // The supervised rows: the first steps × batchSize problems of the seeded training stream, in order, one
+  // problem per sequence and one step per batchSize of them (src/sft's loop, without shuffling or packing).
+  const problems = Array.from({ length: config.train.steps * config.train.batchSize }, () => split.train());
+  const examples = demoSftExamples(problems, tokenizer);
+  const run = await trainSftSteps({
     label: "demo sft",
-    runDir: paths.dir,
-    startStep: state.step,
-    total: config.train.steps,
-    checkpointEvery: config.train.checkpointEvery,
-    savedStep: resumeFrom?.step ?? null,
+    paths,
+    config: demoSftConfig(config),
+    model,
+    tokenizer,
+    examples,
+    sources: [{ indexes: examples.map((_, i) => i), weight: 1 }],
+    heldOut: [],
+    state,
+    resumeFrom,
     quiet: opts.quiet,
     shouldStop: opts.shouldStop,
     log,
-    runStep: async () => {
-      const problems = Array.from({ length: config.train.batchSize }, () => split.train());
-      const batch = demoBatch(problems, tokenizer);
-      model.zeroGrad();
-      const { logp } = model.logprobs(batch);
-      const dLogp = new Float32Array(logp.length);
-      let loss = 0;
-      for (let i = 0; i < logp.length; i++) {
-        if (batch.targets[i] < 0) continue;
-        loss -= logp[i];
-        dLogp[i] = -1 / batch.lossTokens;
-      }
-      loss /= batch.lossTokens;
-      model.backward(dLogp);
-      const gradNorm = clipGradNorm(params, config.train.gradClip);
-      // lrAt counts from 0, so step k (1-based) uses the rate at k: warmup starts above zero.
-      const lr = lrAt(schedule, config.train.lr, state.step + 1);
-      optimizer.step(lr);
-      state.step++;
-      state.firstLoss ??= loss;
-      lastLoss = loss;
-      appendMetrics(paths, { step: state.step, loss, lr, gradNorm, lossTokens: batch.lossTokens });
-      return { step: state.step, show: { loss: loss.toFixed(3) } };
-    },
-    save: async (step) => {
-      await saveTrainingCheckpoint(paths, step, { payload, trainerState: state });
-    },
   });
-  if (lastLoss === null) lastLoss = lastLoggedLoss(paths);
+  const { checkpoint, trainSeconds, interrupted } = run;
+  const lastLoss = run.lastLoss ?? lastLoggedLoss(paths);
   const outcome: SftOutcome = {
     steps: state.step,
     firstLoss: state.firstLoss,
