@@ -186,11 +186,7 @@ async function loadData(
 }
 
 /** Every step's packed sequences (row indexes), all epochs in order: a pure function of the data and seed. */
-function planSteps(
-  config: SftConfig,
-  examples: readonly SftExample[],
-  sources: readonly WeightedSource[],
-) {
+function planSteps(config: SftConfig, examples: readonly SftExample[], sources: readonly WeightedSource[]) {
   const steps: { epoch: number; sequences: number[][] }[] = [];
   const S = config.train.sequencesPerStep;
   for (let epoch = 0; epoch < config.train.epochs; epoch++) {
