@@ -155,6 +155,12 @@ export const SftConfigSchema = z.strictObject({
         .describe(
           "sequences per forward/backward, at most a step's (gradients accumulate; the result does not depend on it)",
         ),
+      recompute: z
+        .boolean()
+        .default(false)
+        .describe(
+          "recompute each layer's activations in backward: ~1 more forward of compute, far less memory",
+        ),
     })
     .prefault({})
     .describe("the step schedule"),
@@ -218,7 +224,7 @@ export const SFT_PRESETS = {
    */
   "klear-sft": {
     pack: { maxTokens: 32_768, packing: true, window: 4096 },
-    train: { epochs: 4, sequencesPerStep: 32, microSequences: 1 },
+    train: { epochs: 4, sequencesPerStep: 32, microSequences: 1, recompute: true },
     optimizer: { lr: 8e-5, minLrRatio: 0.5, warmupRatio: 0.1, weightDecay: 0, beta1: 0.9, beta2: 0.999 },
     data: { heldOutRows: 256 },
     evalEvery: 100,

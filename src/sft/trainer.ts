@@ -249,6 +249,7 @@ export function sftStepGradients(
   sequences: readonly (readonly SftExample[])[],
   microSequences: number,
   padId: number,
+  opts: { recompute?: boolean } = {},
 ): { loss: number; lossTokens: number; realTokens: number; computedTokens: number } {
   const lossTokens = sequences.reduce((n, seq) => n + seq.reduce((m, e) => m + lossTokensOf(e), 0), 0);
   // Similar lengths share a micro-batch, so little is padded; the order does not change the sum.
@@ -262,7 +263,7 @@ export function sftStepGradients(
   for (let i = 0; i < bySize.length; i += microSequences) {
     const built = buildBatch(bySize.slice(i, i + microSequences), padId);
     if (built.lossTokens === 0) continue;
-    loss += model.lossAndBackward(built.batch, { tokenCount: lossTokens }).loss;
+    loss += model.lossAndBackward(built.batch, { tokenCount: lossTokens, recompute: opts.recompute }).loss;
     realTokens += built.realTokens;
     computedTokens += built.batch.batchSize * built.batch.seqLen;
   }
@@ -361,7 +362,9 @@ export async function trainSftSteps<S extends SftLoopState>(
       const t0 = performance.now();
       const planned = plan[state.step];
       const sequences = planned.sequences.map((rows) => rows.map((r) => examples[r]));
-      const g = sftStepGradients(model, sequences, config.train.microSequences, padId);
+      const g = sftStepGradients(model, sequences, config.train.microSequences, padId, {
+        recompute: config.train.recompute,
+      });
       const gradNorm = clipGradNorm(params, config.optimizer.gradClip);
       // lrAt counts from 0, so step k (1-based) uses the rate at k: warmup starts above zero.
       const lr = lrAt(schedule, config.optimizer.lr, state.step + 1);

@@ -176,4 +176,18 @@ describe("packed batches", () => {
       assert.ok(d < 1e-5, `max relative gradient difference ${d}`);
     }
   });
+
+  it("recomputing layer activations in backward gives the same gradient", () => {
+    const m = model();
+    const ex = examples(5);
+    const seqs = [
+      [ex[0], ex[1]],
+      [ex[2], ex[3], ex[4]],
+    ];
+    const kept = sftStepGradients(m, seqs, 2, tok.padTokenId);
+    const a = grads(m);
+    const recomputed = sftStepGradients(m, seqs, 2, tok.padTokenId, { recompute: true });
+    assert.equal(recomputed.loss, kept.loss);
+    assert.equal(maxRelDiff(a, grads(m)), 0);
+  });
 });
