@@ -1,6 +1,17 @@
 import { demoResultLine, demoRlResultLine, runDemo } from "../../tasks/demo.js";
-import { DEMO_PRESET_NAMES, describeDemoConfig, resolveDemoConfig } from "../../tasks/demo-config.js";
-import { defaultRunDir, parseRunCommandArgs, withGracefulStop } from "../../util/config.js";
+import {
+  DEMO_PRESET_NAMES,
+  DemoConfigSchema,
+  describeDemoConfig,
+  resolveDemoConfig,
+} from "../../tasks/demo-config.js";
+import {
+  acceptedFlags,
+  defaultRunDir,
+  parseRunCommandArgs,
+  type RunCommandOptions,
+  withGracefulStop,
+} from "../../util/config.js";
 
 export const summary =
   "the recipe in miniature: SFT a tiny Qwen3 from scratch on synthetic arithmetic, then GPPO RL (CPU, ~2–3 min)";
@@ -34,10 +45,18 @@ keeps it finite when the untrained model scores 0).
 config fields (default = tiny-cpu):
 `;
 
+/** The command line of `klear demo` beside its config fields. */
+export const COMMAND_LINE: Omit<RunCommandOptions, "help"> = { topLevelFields: ["seed"] };
+
+/** Every flag `klear demo` accepts (a fix hint may name only these). */
+export function flags(): Set<string> {
+  return acceptedFlags(DemoConfigSchema, COMMAND_LINE);
+}
+
 export async function run(argv: string[]): Promise<number> {
   const args = parseRunCommandArgs("demo", argv, {
+    ...COMMAND_LINE,
     help: () => USAGE + describeDemoConfig(),
-    topLevelFields: ["seed"],
   });
   if (!args) return 0;
   const { values, overrides } = args;

@@ -1,7 +1,18 @@
 import { rlResultLine, runRl } from "../../rl/trainer.js";
-import { describeRlConfig, RL_PRESET_NAMES, resolveRlConfig } from "../../rl/trainer-config.js";
+import {
+  describeRlConfig,
+  RL_PRESET_NAMES,
+  RlConfigSchema,
+  resolveRlConfig,
+} from "../../rl/trainer-config.js";
 import { rlTaskFromConfig } from "../../tasks/rl-tasks.js";
-import { defaultRunDir, parseRunCommandArgs, withGracefulStop } from "../../util/config.js";
+import {
+  acceptedFlags,
+  defaultRunDir,
+  parseRunCommandArgs,
+  type RunCommandOptions,
+  withGracefulStop,
+} from "../../util/config.js";
 
 export const summary = "GPPO reinforcement learning from a checkpoint (arithmetic on CPU, or math rows)";
 
@@ -30,14 +41,21 @@ with r = (after + 1/N) / (before + 1/N) over N held-out prompts (> 1 means RL he
 config fields (default = tiny-cpu):
 `;
 
+/** The command line of `klear rl` beside its config fields. */
+export const COMMAND_LINE: Omit<RunCommandOptions, "help"> = {
+  extraStringFlags: ["init"],
+  configFlags: ["init"],
+  // Top-level scalar fields are overrides too, though undotted: --steps=N, --seed=N, --checkpointEvery=N.
+  topLevelFields: ["steps", "seed", "checkpointEvery"],
+};
+
+/** Every flag `klear rl` accepts (a fix hint may name only these). */
+export function flags(): Set<string> {
+  return acceptedFlags(RlConfigSchema, COMMAND_LINE);
+}
+
 export async function run(argv: string[]): Promise<number> {
-  const args = parseRunCommandArgs("rl", argv, {
-    help: () => USAGE + describeRlConfig(),
-    extraStringFlags: ["init"],
-    configFlags: ["init"],
-    // Top-level scalar fields are overrides too, though undotted: --steps=N, --seed=N, --checkpointEvery=N.
-    topLevelFields: ["steps", "seed", "checkpointEvery"],
-  });
+  const args = parseRunCommandArgs("rl", argv, { ...COMMAND_LINE, help: () => USAGE + describeRlConfig() });
   if (!args) return 0;
   const { values, overrides } = args;
   const config = resolveRlConfig({
