@@ -5,7 +5,6 @@ import type { Tokenizer } from "../model/tokenizer.js";
 import { LocalGenerator } from "../rollout/generate.js";
 import type { Generator } from "../rollout/types.js";
 import { readOptimizerState, writeLocalTrainingState } from "../store/checkpoint.js";
-import { KlearError } from "../util/errors.js";
 import { gatherResponse, packSequences, scatterResponses } from "./pack.js";
 import type {
   LogprobOptions,
@@ -21,18 +20,11 @@ import type {
 } from "./types.js";
 
 /**
- * The model's forward at temperature T. TODO(temperature): Qwen3Model.logprobs has no temperature option
- * yet (the model helper is adding one); until it lands, only T = 1 is computed exactly, and any other T
- * is refused rather than silently ignored.
+ * The temperature the model scores at: the rollout's, as verl divides the logits by it. Greedy rollouts
+ * (T = 0) have no tempered distribution; they are scored by the raw model (T = 1).
  */
-function checkTemperature(opts: LogprobOptions): void {
-  if (opts.temperature !== 1) {
-    throw new KlearError(
-      "TEMPERATURE_UNSUPPORTED",
-      `the local engine cannot yet compute training log-probs at temperature ${opts.temperature} (only 1)`,
-      "sample at rollout.temperature = 1 (Klear's setting), or use a backend that scales logits by 1/T",
-    );
-  }
+function scoringTemperature(opts: LogprobOptions): number {
+  return opts.temperature > 0 ? opts.temperature : 1;
 }
 
 /** Log-probs (and entropies) of a model on training sequences, without keeping anything for a backward. */
@@ -42,9 +34,11 @@ function scoreSequences(
   batch: readonly TrainingSequence[],
   opts: LogprobOptions,
 ): SequenceLogprobs[] {
-  checkTemperature(opts);
   const packed = packSequences(batch, padId);
-  const { logp, entropy } = model.logprobs(packed.batch, { entropy: opts.entropy === true });
+  const { logp, entropy } = model.logprobs(packed.batch, {
+    entropy: opts.entropy === true,
+    temperature: scoringTemperature(opts),
+  });
   return batch.map((_, r) => ({
     logp: gatherResponse(logp, packed, r),
     entropy: entropy ? gatherResponse(entropy, packed, r) : undefined,
@@ -81,10 +75,12 @@ export class LocalPolicyTrainer implements PolicyTrainer {
     opts: LogprobOptions,
     loss: (out: readonly SequenceLogprobs[]) => TokenGradients,
   ): Promise<void> {
-    checkTemperature(opts);
     const packed = packSequences(batch, this.tokenizer.padTokenId);
     // The entropy's gradient needs the full distribution, so the forward keeps it only when asked.
-    const { logp, entropy } = this.model.logprobs(packed.batch, { entropy: opts.entropy === true });
+    const { logp, entropy } = this.model.logprobs(packed.batch, {
+      entropy: opts.entropy === true,
+      temperature: scoringTemperature(opts),
+    });
     const out = batch.map((_, r) => ({
       logp: gatherResponse(logp, packed, r),
       entropy: entropy ? gatherResponse(entropy, packed, r) : undefined,

@@ -1,40 +1,55 @@
 /**
- * The objective of a run, built from its config: the policy-loss function with the options the chosen
- * loss takes, the advantage estimator with its inputs, and the positive-sample SFT term.
+ * The objective of a run, built from its config through the registries: the policy-loss function with
+ * the options the chosen loss accepts (the rest are its own defaults), the advantage estimator with the
+ * inputs its registry entry says it needs, and the positive-sample SFT term. No loss or estimator name is
+ * tested here, so a loss added with `registerPolicyLoss` trains like a built-in one.
  */
-import { type AdvantageConfig, type AdvantageFn, advantages } from "./advantages.js";
-import type { PolicyLossConfig, PolicyLossName } from "./objectives/config.js";
+import { type AdvantageFn, advantageConfigFrom, advantageEstimatorSpec, advantages } from "./advantages.js";
+import {
+  type PolicyLossConfig,
+  policyLossConfigFrom,
+  type ResolvedPolicyLossConfig,
+  resolvePolicyLossConfig,
+} from "./objectives/config.js";
 import { type PolicyLossFn, policyLoss } from "./objectives/policy-loss.js";
 import type { PositiveSftConfig } from "./sft-term.js";
 import type { RlConfig } from "./trainer-config.js";
 
-/** The config of `policyLoss` for this run: only the options the chosen loss accepts. */
+/**
+ * The config of `policyLoss` for this run: the config's values for the options the chosen loss accepts
+ * (by its registry entry); null fields and options it does not take are left to the loss's defaults.
+ */
 export function rlPolicyLossConfig(config: RlConfig): PolicyLossConfig {
   const l = config.loss;
-  const name: PolicyLossName = l.name;
-  const cfg: PolicyLossConfig = {
+  return policyLossConfigFrom(l.name, {
+    epsLow: l.epsLow,
+    epsHigh: l.epsHigh,
+    clipRatioC: l.clipRatioC,
+    beta1: l.beta1,
+    beta2: l.beta2,
     aggregation: l.aggregation,
+    // Dr.GRPO's constant divisor is the longest response; passed whenever the loss takes it, used only
+    // by seq-mean-token-sum-norm.
+    lengthDivisor: config.rollout.maxNewTokens,
+    groupSequences: l.groupSequences,
     klCoeff: l.klCoeff,
     klEstimator: l.klEstimator,
-  };
-  if (l.entropyCoeff !== 0) cfg.entropyCoeff = l.entropyCoeff;
-  if (l.tisCap !== null) cfg.tisCap = l.tisCap;
-  if (l.entropyRatioClip !== null) cfg.entropyRatioClip = l.entropyRatioClip;
-  if (l.aggregation === "seq-mean-token-sum-norm") cfg.lengthDivisor = config.rollout.maxNewTokens;
-  if (l.epsLow !== null) cfg.epsLow = l.epsLow;
-  if (l.epsHigh !== null) cfg.epsHigh = l.epsHigh;
-  if (name !== "cispo" && name !== "gspo" && l.clipRatioC !== null) cfg.clipRatioC = l.clipRatioC;
-  if (name === "gppo") {
-    cfg.beta1 = l.beta1;
-    cfg.beta2 = l.beta2;
-  }
-  return cfg;
+    entropyCoeff: l.entropyCoeff,
+    tisCap: l.tisCap,
+    entropyRatioClip: l.entropyRatioClip,
+  });
+}
+
+/** The loss options of this run with every default filled in (what the loss will use). */
+export function rlResolvedLossConfig(config: RlConfig): ResolvedPolicyLossConfig {
+  return resolvePolicyLossConfig(config.loss.name, rlPolicyLossConfig(config));
 }
 
 /** The run's objective, ready for `policyUpdate`. */
 export interface RlObjective {
   loss: PolicyLossFn;
   advantage: AdvantageFn;
+  /** The estimator needs each response's token count (REINFORCE++'s token-weighted whitening). */
   advantageTokenCounts: boolean;
   sft: PositiveSftConfig & { alpha: number };
   /** The loss reads the current policy's entropy (entropy bonus or ERC). */
@@ -44,21 +59,19 @@ export interface RlObjective {
 }
 
 export function rlObjective(config: RlConfig): RlObjective {
+  const resolved = rlResolvedLossConfig(config);
   const estimator = config.advantage.estimator;
-  const usesStd = estimator === "grpo" || estimator.startsWith("reinforce");
-  const advantageConfig: AdvantageConfig = usesStd ? { std: config.advantage.std } : {};
   return {
     loss: policyLoss(config.loss.name, rlPolicyLossConfig(config)),
-    advantage: advantages(estimator, advantageConfig),
-    advantageTokenCounts: estimator.startsWith("reinforce"),
+    advantage: advantages(estimator, advantageConfigFrom(estimator, { std: config.advantage.std })),
+    advantageTokenCounts: advantageEstimatorSpec(estimator).needs.tokenCounts,
     sft: {
       alpha: config.loss.sftAlpha,
       correctScore: 1,
-      aggregation: config.loss.aggregation,
-      lengthDivisor:
-        config.loss.aggregation === "seq-mean-token-sum-norm" ? config.rollout.maxNewTokens : undefined,
+      aggregation: resolved.aggregation,
+      lengthDivisor: resolved.aggregation === "seq-mean-token-sum-norm" ? resolved.lengthDivisor : undefined,
     },
-    needEntropy: config.loss.entropyCoeff !== 0 || config.loss.entropyRatioClip !== null,
-    useRolloutLogp: config.loss.tisCap !== null,
+    needEntropy: resolved.entropyCoeff !== 0 || resolved.entropyRatioClip !== null,
+    useRolloutLogp: resolved.tisCap !== null,
   };
 }

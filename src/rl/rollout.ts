@@ -23,7 +23,10 @@ export interface Trajectory {
   uid: string;
   sampleIndex: number;
   completion: number[];
-  /** The raw model's log-probs at sampling time (temperature 1, no truncation). */
+  /**
+   * The sampler's log-probs of the response tokens under the distribution the trainer scores, softmax(logits / T):
+   * the raw model's at T = 1 (no truncation), else the sampler's own (after top-k/top-p when those are on).
+   */
   samplerLogp: number[];
   text: string;
   finishReason: string;
@@ -150,7 +153,7 @@ export async function collectRollouts(input: CollectRolloutsInput): Promise<Coll
         uid: String(start + c.promptIndex),
         sampleIndex: c.sampleIndex,
         completion: c.tokens,
-        samplerLogp: c.modelLogprobs,
+        samplerLogp: rollout.temperature === 1 || rollout.temperature === 0 ? c.modelLogprobs : c.logprobs,
         text: c.text ?? "",
         finishReason: c.finishReason,
         reward,

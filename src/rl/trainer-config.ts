@@ -8,10 +8,11 @@ import {
   resolveConfig,
 } from "../util/config.js";
 import { ConfigError } from "../util/errors.js";
-import { ADVANTAGE_ESTIMATORS } from "./advantages.js";
+import { ADVANTAGE_ESTIMATORS, advantageEstimatorNames } from "./advantages.js";
 import { GROUP_FILTER_METRICS } from "./filters.js";
 import { AGGREGATION_MODES } from "./objectives/aggregate.js";
 import { POLICY_LOSS_NAMES } from "./objectives/config.js";
+import { isPolicyLossName, policyLossNames } from "./objectives/registry.js";
 import { KL_ESTIMATORS } from "./objectives/kl.js";
 import { klearCodeRlPreset, klearMathRlPreset } from "./objectives/presets.js";
 
@@ -106,9 +107,26 @@ export const RlConfigSchema = z.strictObject({
     .describe("sampling the responses of one step"),
   loss: z
     .strictObject({
-      name: z.enum(POLICY_LOSS_NAMES).default("gppo").describe("policy loss (docs/objectives.md)"),
-      epsLow: z.number().nullable().default(null).describe("ε_low; null = the loss's own default (0.2)"),
-      epsHigh: z.number().nullable().default(null).describe("ε_high; null = the loss's default (0.28)"),
+      name: z
+        .string()
+        .default("gppo")
+        .refine(isPolicyLossName, {
+          error: (issue) =>
+            `unknown policy loss ${JSON.stringify(issue.input)}: use one of ${policyLossNames().join(", ")} (or add one with registerPolicyLoss)`,
+        })
+        .describe(
+          `policy loss: ${POLICY_LOSS_NAMES.join(", ")} or any registerPolicyLoss added (docs/objectives.md)`,
+        ),
+      epsLow: z
+        .number()
+        .nullable()
+        .default(null)
+        .describe("ε_low; null = the loss's own default (0.2; GSPO 3e-4)"),
+      epsHigh: z
+        .number()
+        .nullable()
+        .default(null)
+        .describe("ε_high; null = the loss's own default (0.28; GSPO 4e-4)"),
       clipRatioC: z
         .number()
         .nullable()
@@ -118,8 +136,20 @@ export const RlConfigSchema = z.strictObject({
       beta2: z.number().min(0).default(1).describe("GPPO β2: high-side gradient scale (paper: 1)"),
       aggregation: z
         .enum(AGGREGATION_MODES)
-        .default("token-mean")
-        .describe("loss aggregation (Klear: token-mean)"),
+        .nullable()
+        .default(null)
+        .describe(
+          "loss aggregation; null = the loss's own default (token-mean as Klear's paper; GSPO seq-mean-token-mean)",
+        ),
+      groupSequences: z
+        .number()
+        .int()
+        .positive()
+        .nullable()
+        .default(null)
+        .describe(
+          "seq-group-token-mean: responses sharing one token mean (the authors' per-rank micro-batch: 2 math, 4 code); null = 1",
+        ),
       klCoeff: z.number().min(0).default(0).describe("KL-to-initial-policy loss weight (Klear: 0 = off)"),
       klEstimator: z.enum(KL_ESTIMATORS).default("k3").describe("KL estimator when klCoeff > 0"),
       entropyCoeff: z
@@ -149,7 +179,14 @@ export const RlConfigSchema = z.strictObject({
     .describe("the objective of each mini-batch: policy loss + α·NLL on fully correct responses"),
   advantage: z
     .strictObject({
-      estimator: z.enum(ADVANTAGE_ESTIMATORS).default("grpo").describe("advantage estimator (Klear: grpo)"),
+      estimator: z
+        .string()
+        .default("grpo")
+        .refine((name) => advantageEstimatorNames().includes(name), {
+          error: (issue) =>
+            `unknown advantage estimator ${JSON.stringify(issue.input)}: use one of ${advantageEstimatorNames().join(", ")}`,
+        })
+        .describe(`advantage estimator: ${ADVANTAGE_ESTIMATORS.join(", ")} or a registered one (Klear: grpo)`),
       std: z.enum(["unbiased", "population"]).default("unbiased").describe("grpo std (code: unbiased)"),
     })
     .prefault({})
@@ -246,14 +283,13 @@ const klearShared = {
     maxPromptTokens: M.lengths.maxPromptTokens,
     maxGenBatches: M.dynamicSampling.maxGenBatches,
   },
+  // ε, dual-clip c and the aggregation stay null: the loss's own defaults, which for GPPO are the recipe's
+  // (0.2 / 0.28 / 10, token-mean; test/rl/trainer.test.ts checks they match M.loss.config), so a preset
+  // whose loss name is switched (e.g. to gspo) gets that loss's defaults, not GPPO's.
   loss: {
     name: M.loss.name,
-    epsLow: M.loss.config.epsLow ?? null,
-    epsHigh: M.loss.config.epsHigh ?? null,
-    clipRatioC: M.loss.config.clipRatioC ?? null,
     beta1: M.loss.config.beta1 ?? 1,
     beta2: M.loss.config.beta2 ?? 1,
-    aggregation: M.loss.config.aggregation ?? "token-mean",
     klCoeff: 0,
     sftAlpha: M.positiveSft.alpha,
   },
@@ -320,6 +356,13 @@ export function parseRlConfig(value: unknown, source: string): RlConfig {
     throw new ConfigError(
       `${source}: task.maxTerms (${c.task.maxTerms}) is below task.minTerms (${c.task.minTerms})`,
       "raise task.maxTerms",
+    );
+  }
+  const groupSequences = c.loss.groupSequences ?? 1;
+  if (c.loss.aggregation === "seq-group-token-mean" && c.update.microBatchSize % groupSequences !== 0) {
+    throw new ConfigError(
+      `${source}: update.microBatchSize (${c.update.microBatchSize}) is not a multiple of loss.groupSequences (${groupSequences})`,
+      "make each micro-batch hold whole token-mean groups, so the split never changes the gradient",
     );
   }
   if (c.rollout.trainBatchPrompts > c.rollout.genBatchPrompts * Math.max(1, c.rollout.maxGenBatches)) {

@@ -154,7 +154,10 @@ export async function oldLogprobs(
 }
 
 /** Sets each trajectory's advantage from the rewards of its group (after filtering). */
-export function assignAdvantages(batch: readonly Trajectory[], settings: PolicyUpdateSettings): Float64Array {
+export function assignAdvantages(
+  batch: readonly Trajectory[],
+  settings: Pick<PolicyUpdateSettings, "advantage" | "advantageTokenCounts">,
+): Float64Array {
   const adv = settings.advantage({
     rewards: batch.map((t) => t.reward),
     groupIds: batch.map((t) => t.uid),
