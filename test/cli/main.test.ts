@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { COMMANDS, helpText, main } from "../../src/cli/main.js";
@@ -45,4 +45,16 @@ test("an unknown command is refused, the hint naming only commands that exist", 
   }
   const hint = /fix: use one of: (.*)$/m.exec(errors[0])?.[1] ?? "";
   assert.deepEqual(hint.split(", ").sort(), commandFiles());
+});
+
+test("README's command table lists exactly the commands that exist", () => {
+  const readme = readFileSync(join(import.meta.dirname, "..", "..", "README.md"), "utf8");
+  const table = readme.slice(readme.indexOf("| command | what it does |"));
+  const rows = table
+    .slice(0, table.indexOf("\n\n"))
+    .split("\n")
+    .slice(2)
+    .map((row) => /^\| `klear ([a-z]+(?: (?:math|code))?)/.exec(row)?.[1]);
+  assert.ok(rows.every(Boolean), "every row starts with `klear <command>");
+  assert.deepEqual([...new Set(rows)].sort(), Object.keys(COMMANDS).sort());
 });
