@@ -7,7 +7,7 @@
  * tied) with a few layers. Each side runs in its own fresh process so its peak RSS is its own; the peer
  * runs at each thread count in KLEAR_BENCH_SFT_THREADS and the best median counts.
  *
- *   npm run bench:sft   (KLEAR_BENCH_RUNS=3, KLEAR_BENCH_SECONDS=2, KLEAR_BENCH_SFT_LAYERS=2,
+ *   npm run bench:sft   (KLEAR_BENCH_RUNS=3, KLEAR_BENCH_SECONDS=2, KLEAR_BENCH_WARMUP=1, KLEAR_BENCH_SFT_LAYERS=2,
  *                        KLEAR_BENCH_SFT_SHAPES=demo,0.6b-width, KLEAR_BENCH_SFT_THREADS=1,2)
  */
 import { spawnSync } from "node:child_process";
@@ -24,6 +24,8 @@ const RUNS = Number(process.env.KLEAR_BENCH_RUNS ?? 3);
 const MIN_SECONDS = Number(process.env.KLEAR_BENCH_SECONDS ?? 2);
 const SEQ = 2048;
 const LAYERS_06B = Number(process.env.KLEAR_BENCH_SFT_LAYERS ?? 2);
+// Untimed steps first (page-faulting the buffers in); 0 is fine where one step takes many seconds.
+const WARMUP = Number(process.env.KLEAR_BENCH_WARMUP ?? 1);
 
 const SHAPES: Record<string, () => Qwen3Config> = {
   // The demo's default model (src/tasks/demo-config.ts) over its byte tokenizer's 257 ids.
@@ -109,7 +111,7 @@ function klearChild(shape: string): void {
     model.lossAndBackward(input);
     opt.step();
   };
-  step();
+  for (let w = 0; w < WARMUP; w++) step();
   const rates: number[] = [];
   for (let r = 0; r < RUNS; r++) {
     let steps = 0;
@@ -153,6 +155,7 @@ function runPeer(shape: string, threads: number): SideResult {
     seqLen: SEQ,
     threads,
     runs: RUNS,
+    warmup: WARMUP,
     minSeconds: MIN_SECONDS,
     vocab: cfg.vocabSize,
     hidden: cfg.hiddenSize,

@@ -56,7 +56,8 @@ def step():
     return float(out.loss.detach())
 
 
-step()
+for _ in range(cfg.get("warmup", 1)):
+    step()
 rates = []
 for _ in range(cfg["runs"]):
     steps = 0

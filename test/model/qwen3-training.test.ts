@@ -3,31 +3,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { nativeAvailable } from "../../src/engine/native.js";
-import { tinyQwen3Config } from "../../src/model/config.js";
 import { Qwen3Model } from "../../src/model/qwen3.js";
 import { ConfigError } from "../../src/util/errors.js";
 import { Rng } from "../../src/util/rng.js";
+import { randomTokens, smallQwen3 } from "./qwen3-helpers.js";
 
 const skip = nativeAvailable() ? false : "native addon not built: run `npm run setup`";
 
-const small = (tie = false) =>
-  tinyQwen3Config({
-    vocabSize: 40,
-    hiddenSize: 32,
-    intermediateSize: 48,
-    numHiddenLayers: 2,
-    numAttentionHeads: 4,
-    numKeyValueHeads: 2,
-    headDim: 8,
-    maxPositionEmbeddings: 64,
-    tieWordEmbeddings: tie,
-  });
-
-function randomTokens(rng: Rng, n: number, V: number): Int32Array {
-  const t = new Int32Array(n);
-  for (let i = 0; i < n; i++) t[i] = rng.int(V);
-  return t;
-}
+const small = (tie = false) => smallQwen3(tie);
 
 function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let md = 0;

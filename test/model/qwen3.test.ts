@@ -8,20 +8,11 @@ import { parseQwen3Config, qwen3ConfigToJson, tinyQwen3Config } from "../../src/
 import { Qwen3Model } from "../../src/model/qwen3.js";
 import { KlearError } from "../../src/util/errors.js";
 import { Rng } from "../../src/util/rng.js";
+import { randomTokens, smallQwen3 } from "./qwen3-helpers.js";
 
 const skip = nativeAvailable() ? false : "native addon not built: run `npm run setup`";
 
-const small = () =>
-  tinyQwen3Config({
-    vocabSize: 40,
-    hiddenSize: 32,
-    intermediateSize: 48,
-    numHiddenLayers: 2,
-    numAttentionHeads: 4,
-    numKeyValueHeads: 2,
-    headDim: 8,
-    maxPositionEmbeddings: 64,
-  });
+const small = () => smallQwen3();
 
 function logSoftmaxAt(logits: Float32Array, offset: number, V: number, target: number): number {
   let m = -Infinity;
@@ -29,12 +20,6 @@ function logSoftmaxAt(logits: Float32Array, offset: number, V: number, target: n
   let s = 0;
   for (let j = 0; j < V; j++) s += Math.exp(logits[offset + j] - m);
   return logits[offset + target] - m - Math.log(s);
-}
-
-function randomTokens(rng: Rng, n: number, V: number): Int32Array {
-  const t = new Int32Array(n);
-  for (let i = 0; i < n; i++) t[i] = rng.int(V);
-  return t;
 }
 
 test(
