@@ -8,32 +8,31 @@ import {
 } from "../util/config.js";
 
 /** Where a row keeps its turns; every name is a dotted path into the row. */
-export const SftFieldsSchema = z
-  .strictObject({
-    messages: z.string().default("messages").describe("HF chat rows: the list of {role, content} turns"),
-    conversations: z
-      .string()
-      .default("conversations")
-      .describe("ShareGPT / OpenThoughts rows: the list of {from, value} turns"),
-    role: z.string().default("role").describe("a chat turn's role key"),
-    content: z.string().default("content").describe("a chat turn's text key"),
-    reasoning: z
-      .string()
-      .default("reasoning_content")
-      .describe("an assistant turn's separate reasoning (rendered in <think> by Qwen3's template)"),
-    from: z.string().default("from").describe("a ShareGPT turn's speaker key (human/gpt/system → roles)"),
-    value: z.string().default("value").describe("a ShareGPT turn's text key"),
-    system: z
-      .string()
-      .default("system")
-      .describe("a row-level system prompt (OpenThoughts), prepended when the turns have none"),
-    prompt: z.string().default("prompt").describe("prompt/completion rows: the prompt (text or turns)"),
-    completion: z
-      .string()
-      .default("completion")
-      .describe("prompt/completion rows: the completion (text or assistant turns)"),
-  })
-  .prefault({});
+const SftFieldsObject = z.strictObject({
+  messages: z.string().default("messages").describe("HF chat rows: the list of {role, content} turns"),
+  conversations: z
+    .string()
+    .default("conversations")
+    .describe("ShareGPT / OpenThoughts rows: the list of {from, value} turns"),
+  role: z.string().default("role").describe("a chat turn's role key"),
+  content: z.string().default("content").describe("a chat turn's text key"),
+  reasoning: z
+    .string()
+    .default("reasoning_content")
+    .describe("an assistant turn's separate reasoning (rendered in <think> by Qwen3's template)"),
+  from: z.string().default("from").describe("a ShareGPT turn's speaker key (human/gpt/system → roles)"),
+  value: z.string().default("value").describe("a ShareGPT turn's text key"),
+  system: z
+    .string()
+    .default("system")
+    .describe("a row-level system prompt (OpenThoughts), prepended when the turns have none"),
+  prompt: z.string().default("prompt").describe("prompt/completion rows: the prompt (text or turns)"),
+  completion: z
+    .string()
+    .default("completion")
+    .describe("prompt/completion rows: the completion (text or assistant turns)"),
+});
+export const SftFieldsSchema = SftFieldsObject.prefault({});
 
 export const SFT_FORMATS = ["auto", "messages", "conversations", "prompt-completion"] as const;
 export type SftFormat = (typeof SFT_FORMATS)[number];
@@ -49,7 +48,14 @@ export const SftSourceSchema = z.strictObject({
     .describe("rows drawn per epoch, as a multiple of the source's size (0.5: a seeded half; 2: twice)"),
   format: z.enum(SFT_FORMATS).default("auto").describe("row format; auto sniffs each row"),
   name: z.string().default("").describe("name in the summary (default: the first path)"),
-  fields: SftFieldsSchema.optional().describe("field names for this source (default: data.fields)"),
+  fields: z
+    .strictObject(
+      Object.fromEntries(
+        Object.entries(SftFieldsObject.shape).map(([k, v]) => [k, v.unwrap().optional()]),
+      ) as { [K in keyof typeof SftFieldsObject.shape]: z.ZodOptional<z.ZodString> },
+    )
+    .optional()
+    .describe('field names of this source, over data.fields (e.g. {"messages": "dialog"})'),
 });
 export type SftSource = z.infer<typeof SftSourceSchema>;
 

@@ -259,7 +259,7 @@ export async function readSftSource(
   opts: ReadSftOptions,
 ): Promise<SftExample[]> {
   const name = sourceName(source);
-  const f = source.fields ?? opts.fields;
+  const f = { ...opts.fields, ...source.fields };
   const { summary } = opts;
   const per = (summary.perSource[name] ??= { rows: 0, kept: 0 });
   const out: SftExample[] = [];

@@ -142,6 +142,30 @@ describe("SFT files", () => {
   });
 });
 
+describe("per-source field names", () => {
+  it("a source's fields layer over data.fields", async (t) => {
+    const dir = tempDir(t);
+    const path = writeJsonl(join(dir, "d.jsonl"), [
+      {
+        dialog: [
+          { who: "user", text: "Q" },
+          { who: "assistant", text: "A" },
+        ],
+      },
+    ]);
+    const summary = emptySummary();
+    const rows = await readSftSource(byteTokenizer(), source(path, { fields: { messages: "dialog" } }), {
+      ...ENCODE,
+      onBadRow: "error",
+      maxRows: 0,
+      fields: { ...FIELDS, role: "who", content: "text" },
+      summary,
+    });
+    assert.equal(rows.length, 1);
+    assert.equal(summary.kept, 1);
+  });
+});
+
 describe("malformed rows", () => {
   function badFile(dir: string): string {
     const good = chatRows("messages", 3).map((r) => JSON.stringify(r));
