@@ -22,8 +22,10 @@ export VLLM_CACHE_ROOT=$state/cache TORCHINDUCTOR_CACHE_DIR=$state/inductor VLLM
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_SERVER_DEV_MODE=1 VLLM_NO_USAGE_STATS=1
 export VLLM_CPU_OMP_THREADS_BIND=${KLEAR_VLLM_THREADS:-0-$(($(nproc) - 1))}
 export VLLM_CPU_KVCACHE_SPACE=${KLEAR_VLLM_KV_GIB:-2}
+# The context: the model's own max_position_embeddings, at most 1024 (KLEAR_VLLM_MAX_LEN overrides).
+max_len=${KLEAR_VLLM_MAX_LEN:-$("$venv/bin/python" -c 'import json, sys; print(min(1024, json.load(open(sys.argv[1]))["max_position_embeddings"]))' "$model/config.json")}
 # Seeded requests crash the CPU engine under chunked prefill ("CPU Generator does not use offset"), so it
 # is off, and one batch must then hold a whole prompt: max-num-batched-tokens ≥ max-model-len.
 exec "$venv/bin/vllm" serve "$model" --host 127.0.0.1 --port "$port" --served-model-name "$name" \
-  --dtype float32 --max-model-len "${KLEAR_VLLM_MAX_LEN:-1024}" --no-enable-chunked-prefill \
+  --dtype float32 --max-model-len "$max_len" --no-enable-chunked-prefill \
   --max-num-batched-tokens 4096 "$@"

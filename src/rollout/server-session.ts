@@ -215,9 +215,9 @@ export class ServerSession {
     attempts = 3,
   ): Promise<{ result: T; metrics: ServerStepMetrics }> {
     for (let attempt = 1; ; attempt++) {
-      const info = await this.beforeRollouts(step);
-      const result = await collect(this.generator);
       try {
+        const info = await this.beforeRollouts(step);
+        const result = await collect(this.generator);
         await this.checkServed();
         return { result, metrics: serverStepMetrics(info) };
       } catch (e) {

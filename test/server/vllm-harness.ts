@@ -1,10 +1,10 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeTinyQwen3 } from "../../scripts/server/make-tiny-qwen3.js";
 import { ServerProcess } from "../../src/rollout/server-process.js";
+import { freePort } from "../helpers/free-port.js";
 
 /**
  * The real vLLM (CPU build) for the `test:server` suite: installs it with the repo's script (once; a stamp
@@ -27,17 +27,6 @@ export interface VllmUnderTest {
   /** Starts it again on the same port and model folder. */
   restart: (() => Promise<void>) | null;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const s = createServer();
-    s.on("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => done(port));
-    });
-  });
 }
 
 /** null when the suite can run; else why not (printed as the skip reason). */
