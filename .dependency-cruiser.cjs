@@ -47,12 +47,6 @@ const SIBLING_EXCEPTIONS = [
  */
 const TEMPORARY_EXCEPTIONS = [
   [
-    "layer-sideways:rl",
-    "^src/rl/row-tasks\\.ts$",
-    "^src/data/tag\\.ts$",
-    "being removed by the restructure: the RL row tasks score through the one scorer in rewards/ (issue 10 item 4)",
-  ],
-  [
     "layer-sideways:data",
     "^src/data/decontam\\.ts$",
     "^src/eval/registry\\.ts$",

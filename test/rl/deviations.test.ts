@@ -7,6 +7,7 @@ import { tinyQwen3Config } from "../../src/model/config.js";
 import { Qwen3Model } from "../../src/model/qwen3.js";
 import { ByteTokenizer } from "../../src/model/tokenizer.js";
 import { BWRAP_PATH, PYTHON_PATH } from "../../src/rewards/code/local.js";
+import { KLEAR_RL_RULES } from "../../src/rewards/score.js";
 import { advantages } from "../../src/rl/advantages.js";
 import { rlObjective, rlResolvedLossConfig } from "../../src/rl/loss-options.js";
 import { klearMathRlPreset } from "../../src/rl/objectives/presets.js";
@@ -118,7 +119,7 @@ describe("the code reward's test subset is drawn per response", () => {
         "task.chatTemplate": "false",
       });
       // One test per response: `print(3)` passes exactly one of the two.
-      const task = await codeRlTask({ config, tokenizer }, { maxTests: 1 });
+      const task = await codeRlTask({ config, tokenizer }, { rules: { ...KLEAR_RL_RULES, maxTests: 1 } });
       const [prompt] = task.prompts(0, 1);
       const rewards = new Set<number>();
       for (let seed = 0; seed < 12; seed++) {
