@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { writeParquetFromJsonl } from "../../src/data/io.js";
 import { loadModel, saveCheckpoint } from "../../src/model/checkpoint.js";
 import { tinyQwen3Config } from "../../src/model/config.js";
 import { Qwen3Model } from "../../src/model/qwen3.js";
@@ -10,7 +11,7 @@ import { ByteTokenizer } from "../../src/model/tokenizer.js";
 import { BWRAP_PATH, PYTHON_PATH } from "../../src/rewards/code/local.js";
 import { rlPolicyLossConfig, rlResolvedLossConfig } from "../../src/rl/loss-options.js";
 import { POLICY_LOSS_NAMES } from "../../src/rl/objectives/config.js";
-import { codeRlTask } from "../../src/rl/row-tasks.js";
+import { codeRlTask, mathRlTask } from "../../src/rl/row-tasks.js";
 import type { RlScorer } from "../../src/rl/task.js";
 import { runRl } from "../../src/rl/trainer.js";
 import { parseRlConfig, type RlConfig, resolveRlConfig } from "../../src/rl/trainer-config.js";
@@ -447,7 +448,7 @@ describe("rl config", () => {
     assert.equal(noThink.reward, -0.5, "Klear's think gate: no </think> → −0.5");
   });
 
-  it("a math task reads verl rows and scores them with mathReward", async () => {
+  it("a math task reads verl rows and scores them with scoreResponse", async () => {
     const rows = join(root, "rows.jsonl");
     const lines = Array.from({ length: 12 }, (_, i) =>
       JSON.stringify({
@@ -470,5 +471,31 @@ describe("rl config", () => {
     // A random policy never closes </think>: Klear's reward is −0.5 for all, so every group is dropped.
     assert.equal(m.rewardMean, -0.5);
     assert.equal(m.droppedAllWrong, 4);
+  });
+
+  it("a row task reads verl parquet (as klear data convert writes it) exactly as its jsonl", async () => {
+    const jsonl = join(root, "parquet-rows.jsonl");
+    const lines = Array.from({ length: 6 }, (_, i) =>
+      JSON.stringify({
+        data_source: "test",
+        prompt: [{ role: "user", content: `What is ${i}+2?` }],
+        ability: "math",
+        reward_model: { ground_truth: String(i + 2), style: "rule" },
+      }),
+    );
+    writeFileSync(jsonl, `${lines.join("\n")}\n`);
+    const parquet = join(root, "parquet-rows.parquet");
+    await writeParquetFromJsonl(jsonl, parquet);
+    const tokenizer = (await loadModel(initDir)).tokenizer;
+    const taskOf = (file: string) =>
+      mathRlTask({
+        config: smallConfig({ "task.kind": "math", "task.trainFile": file, "task.testSize": "2" }),
+        tokenizer,
+      });
+    const [a, b] = await Promise.all([taskOf(jsonl), taskOf(parquet)]);
+    const view = (t: typeof a) => [...t.heldOut, ...t.prompts(0, 8)].map((p) => [p.text, p.answer]);
+    assert.deepEqual(view(b), view(a));
+    const [p] = b.heldOut;
+    assert.equal((await b.score(p, `<think>x</think> \\boxed{${p.answer}}`, { seed: 0 })).correct, true);
   });
 });
