@@ -13,6 +13,7 @@ import type { Tokenizer } from "../model/tokenizer.js";
 import { readOptimizerState, readTrainerState, saveTrainingCheckpoint } from "../store/checkpoint.js";
 import { appendMetrics, type RunPaths, resumeOrCreateRun, truncateMetricsAfter } from "../store/run.js";
 import { runTrainingSteps } from "../store/steps.js";
+import { atomicWriteJsonSync } from "../util/atomic.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 import { parseSftConfig, type SftConfig } from "./config.js";
 import {
@@ -24,6 +25,9 @@ import {
   type SftExample,
 } from "./data.js";
 import { buildBatch, epochRows, packRows, type WeightedSource } from "./pack.js";
+
+/** What reading the data found (rows kept, truncated, dropped per cause, the first drops), in the run folder. */
+export const DATA_SUMMARY_FILE = "data_summary.json";
 
 export interface SftOptions {
   config: SftConfig;
@@ -229,7 +233,7 @@ export function heldOutLoss(
       bins.slice(i, i + config.train.microSequences).map((b) => b.map((r) => rows[r])),
       padId,
     );
-    const { logp } = model.logprobs(batch);
+    const { logp } = model.logprobs(batch, { recompute: config.train.recompute });
     for (let k = 0; k < logp.length; k++) {
       if (batch.targets[k] >= 0) {
         sum -= logp[k];
@@ -439,6 +443,7 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
   });
   const { model, tokenizer } = await loadModel(resumeFrom ? resumeFrom.path : config.init);
   const data = await loadData(config, tokenizer, log);
+  atomicWriteJsonSync(join(paths.dir, DATA_SUMMARY_FILE), data.summary);
   const fingerprint = {
     rows: data.sources.reduce((n, s) => n + s.indexes.length, 0),
     tokens: data.examples.reduce((n, e) => n + e.ids.length, 0),

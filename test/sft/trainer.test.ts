@@ -80,6 +80,8 @@ describe("runSft", () => {
     // Warmup then cosine to the floor: the last step runs at lr · minLrRatio.
     const last = steps[steps.length - 1];
     assert.ok(Math.abs((last.lr as number) - 3e-3 * 0.5) < 1e-9, String(last.lr));
+    const summary = JSON.parse(readFileSync(join(out, "data_summary.json"), "utf8"));
+    assert.equal(summary.kept, 40);
     const saved = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
     assert.equal(saved.init, init);
     assert.equal(saved.data.sources[0].path, data);
