@@ -6,6 +6,7 @@
 #   e2e          *.e2e.test.ts: whole commands end to end
 #   browser      *.browser.test.ts: reports opened in headless Chromium
 #   server       *.server.test.ts: against a real vLLM (CPU build) it installs and starts (skips, saying why)
+#   tinker       *.tinker.test.ts: against a real SkyRL Tinker server (JAX, CPU) it installs and starts (skips, saying why)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suite=${1:-unit}
@@ -14,10 +15,10 @@ case "$suite" in
     npx biome check .
     npx tsc -p tsconfig.json --noEmit
     npm run --silent lint:layers
-    mapfile -t files < <(find test -name '*.test.ts' ! -name '*.conformance.test.ts' ! -name '*.e2e.test.ts' ! -name '*.browser.test.ts' ! -name '*.server.test.ts' | sort) ;;
-  conformance|e2e|browser|server)
+    mapfile -t files < <(find test -name '*.test.ts' ! -name '*.conformance.test.ts' ! -name '*.e2e.test.ts' ! -name '*.browser.test.ts' ! -name '*.server.test.ts' ! -name '*.tinker.test.ts' | sort) ;;
+  conformance|e2e|browser|server|tinker)
     mapfile -t files < <(find test -name "*.$suite.test.ts" | sort) ;;
-  *) echo "unknown suite $suite (unit, conformance, e2e, browser, server)" >&2; exit 2 ;;
+  *) echo "unknown suite $suite (unit, conformance, e2e, browser, server, tinker)" >&2; exit 2 ;;
 esac
 if ((${#files[@]} == 0)); then echo "no $suite tests"; exit 0; fi
 exec node --import tsx --test --test-reporter=spec --test-concurrency="${KLEAR_TEST_CONCURRENCY:-2}" "${files[@]}"

@@ -503,6 +503,12 @@ export class TinkerModel {
     await this.client.futureJson(() => this.client.postJson("/api/v1/load_weights", body), "load_weights");
   }
 
+  /** Frees the model's adapter slot on the server (a server holds a fixed number). */
+  async unload(): Promise<void> {
+    const body = { model_id: this.modelId, type: "unload_model" };
+    await this.client.futureJson(() => this.client.postJson("/api/v1/unload_model", body), "unload_model");
+  }
+
   /** Exports the current weights for sampling; returns the `tinker://…/sampler_weights/name` path. */
   async saveForSampler(name: string): Promise<string> {
     const body = { model_id: this.modelId, path: name, seq_id: this.seq(), type: "save_weights_for_sampler" };

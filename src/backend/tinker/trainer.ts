@@ -9,8 +9,9 @@
  * is known — followed by optim_step. Checkpoints save the server state (weights + AdamW moments) under a
  * name recorded in the folder's tinker.json; `openPolicy` on such a folder loads it into a fresh model.
  *
- * Not available through the API, refused with a clear error: log-probs at a temperature other than 1,
- * entropy (the entropy bonus and entropy-ratio clipping), stop strings in sampling.
+ * Not available through the API, refused with a clear error: training log-probs at a temperature other
+ * than 1, entropy (the entropy bonus and entropy-ratio clipping), stop strings, repetition penalty and
+ * min-p in sampling.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { copyFile, writeFile } from "node:fs/promises";
@@ -114,7 +115,6 @@ class TinkerGenerator implements Generator {
   ) {}
 
   async generate(prompts: number[][], params: GenerateParams): Promise<Completion[]> {
-    checkTemperature(params, "sampling log-probs");
     if (
       (params.stopStrings?.length ?? 0) > 0 ||
       (params.repetitionPenalty ?? 1) !== 1 ||
@@ -139,6 +139,10 @@ class TinkerGenerator implements Generator {
       }),
     );
     const stop = new Set(params.stopTokenIds ?? []);
+    // The sampler's log-probs are the raw model's only at temperature 1 without truncation; otherwise the
+    // model's are unknown here (NaN), and the trainer's own forward gives the old log-probs anyway.
+    const untouched =
+      params.temperature === 1 && !(params.topK && params.topK > 0) && (params.topP ?? 1) === 1;
     return perPrompt.flatMap((seqs, promptIndex) =>
       seqs.map((s, sampleIndex) => {
         const logprobs = s.logprobs ?? new Array<number>(s.tokens.length).fill(Number.NaN);
@@ -148,8 +152,7 @@ class TinkerGenerator implements Generator {
           sampleIndex,
           tokens: s.tokens,
           logprobs,
-          // At temperature 1 with no truncation the sampler's distribution is the model's.
-          modelLogprobs: logprobs,
+          modelLogprobs: untouched ? logprobs : logprobs.map(() => Number.NaN),
           ...(params.decode ? { text: params.decode(ended ? s.tokens.slice(0, -1) : s.tokens) } : {}),
           finishReason: ended ? "stop" : s.stopReason,
         } satisfies Completion;

@@ -1,0 +1,271 @@
+// klear's GPPO loop against a real SkyRL Tinker server (JAX backend, CPU, tiny Qwen3): the server's
+// gradient equals klear's coefficients, small steps move log-probs as klear predicts, RL through the API
+// raises reward, and a run survives the server being killed mid-run.
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { TinkerModel } from "../../src/backend/tinker/client.js";
+import { forwardDatum } from "../../src/backend/tinker/gradients.js";
+import { tinkerBackend } from "../../src/backend/tinker/trainer.js";
+import type { TrainingSequence } from "../../src/backend/types.js";
+import { policyLoss } from "../../src/rl/objectives/index.js";
+import type { RlPrompt, RlTask } from "../../src/rl/task.js";
+import { runRl } from "../../src/rl/trainer.js";
+import { resolveRlConfig } from "../../src/rl/trainer-config.js";
+import { type SkyrlUnderTest, skyrlSkipReason, startSkyrl } from "./skyrl-harness.js";
+
+const skip = skyrlSkipReason();
+if (skip) console.log(`# SKIP test:tinker (SkyRL Tinker server): ${skip}`);
+
+const seqs: TrainingSequence[] = [
+  { promptTokens: [257, 72, 105], responseTokens: [97, 98, 99, 100, 258] },
+  { promptTokens: [257, 80], responseTokens: [101, 102, 103] },
+  { promptTokens: [257, 81, 82], responseTokens: [104, 105, 106, 107] },
+];
+
+function backendFor(url: string, eps = 1e-8, beta1 = 0.9) {
+  const backend = tinkerBackend({
+    client: { baseUrl: url, backoffMs: 200, maxBackoffMs: 2000, maxRetries: 3 },
+    lora: { rank: 8, seed: 11 },
+    lossConvention: "skyrl-jax",
+    samplingConcurrency: 8,
+  });
+  const optimizer = { lr: 0, beta1, beta2: 0.999, eps, weightDecay: 0 };
+  return { backend, optimizer };
+}
+
+/** A task a random tiny byte-level model can learn: the reward is the share of lowercase letters. */
+function lettersTask(): RlTask {
+  const prompt = (i: number): RlPrompt => ({
+    id: `p${i}`,
+    text: String.fromCharCode(65 + (i % 26)),
+    tokens: [257, 65 + (i % 26)],
+    answer: "",
+  });
+  return {
+    name: "letters",
+    heldOut: Array.from({ length: 8 }, (_, i) => prompt(1000 + i)),
+    prompts: (cursor, count) => Array.from({ length: count }, (_, k) => prompt(cursor + k)),
+    score: (_p, response) => {
+      const chars = [...response];
+      const reward = chars.length === 0 ? 0 : chars.filter((c) => c >= "a" && c <= "z").length / chars.length;
+      return { reward, correct: reward >= 0.5 };
+    },
+  };
+}
+
+function rlConfig(init: string, lossName: string, steps: number) {
+  return resolveRlConfig({
+    overrides: {
+      init,
+      steps: String(steps),
+      checkpointEvery: "2",
+      "rollout.genBatchPrompts": "8",
+      "rollout.trainBatchPrompts": "8",
+      "rollout.n": "4",
+      "rollout.maxNewTokens": "8",
+      "loss.name": lossName,
+      "groupFilter.metric": "reward",
+      "update.miniBatchPrompts": "8",
+      "update.microBatchSize": "16",
+      "optimizer.lr": "0.02",
+      "optimizer.warmupSteps": "0",
+      "optimizer.weightDecay": "0",
+      "eval.temperature": "1",
+      "eval.topP": "1",
+      "eval.maxNewTokens": "8",
+    },
+  });
+}
+
+function stepRewards(runDir: string): { step: number; rewardMean: number }[] {
+  return readFileSync(join(runDir, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l))
+    .filter((m) => m.phase === undefined && typeof m.rewardMean === "number");
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+describe("SkyRL Tinker server", { skip: skip ?? false, timeout: 900_000 }, () => {
+  let skyrl: SkyrlUnderTest;
+
+  before(async () => {
+    skyrl = await startSkyrl();
+  });
+  after(async () => {
+    await skyrl?.stop();
+  });
+
+  test("the server's gradient is klear's coefficients: same norm as the cross_entropy it must equal", async () => {
+    const { backend, optimizer } = backendFor(skyrl.url);
+    const policy = await backend.openPolicy(skyrl.modelDir, { optimizer });
+    // SkyRL's cross_entropy over these rows, split over two forward_backward calls, has coefficients
+    // −1/(B·R_i); send exactly those through klear's path and compare gradient norms at lr 0.
+    const model = (policy as unknown as { model: TinkerModel }).model;
+    const crossEntropyDatum = (sq: TrainingSequence) => {
+      const d = forwardDatum(sq.promptTokens, sq.responseTokens);
+      (d.lossFnInputs.weights.data as Float32Array).fill(0, 0, sq.promptTokens.length - 1);
+      return d;
+    };
+    await model.forwardBackward([crossEntropyDatum(seqs[0])], "cross_entropy");
+    await model.forwardBackward(seqs.slice(1).map(crossEntropyDatum), "cross_entropy");
+    const reference = await model.optimStep({
+      learningRate: 0,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      weightDecay: 0,
+      gradClipNorm: 0,
+    });
+    const refNorm = reference["skyrl.ai/grad_norm"];
+    const coeff = (s: TrainingSequence) =>
+      new Float64Array(s.responseTokens.length).fill(-1 / (seqs.length * s.responseTokens.length));
+    await policy.forwardBackward(seqs.slice(0, 1), { temperature: 1 }, () => ({ dLogp: [coeff(seqs[0])] }));
+    await policy.forwardBackward(seqs.slice(1), { temperature: 1 }, () => ({
+      dLogp: seqs.slice(1).map(coeff),
+    }));
+    const mine = await policy.optimizerStep({ lr: 0, gradClip: 0 });
+    console.log(
+      `# grad norm: cross_entropy ${refNorm}, klear's coefficients via importance_sampling ${mine.gradNorm}`,
+    );
+    assert.ok(Math.abs(mine.gradNorm - refNorm) <= 1e-4 * refNorm, `${mine.gradNorm} vs ${refNorm}`);
+  });
+
+  test("GPPO through the API: a small step changes the log-probs by what klear's coefficients predict", async () => {
+    // With β1 = 0 AdamW's step is g/(√v̂ + ε), and with ε ≫ |g| that is plain gradient descent with rate
+    // η = lr/ε, so to first order Δlog π_t = −η ∇log π_t·g and Σ_t c_t Δlog π_t = −η‖g‖², where g is the
+    // server's gradient and ‖g‖ the norm it reports. Were g = α·Σ c∇log π, the two sides would differ by α.
+    const eps = 1e4;
+    const eta = 1e-4;
+    const { backend, optimizer } = backendFor(skyrl.url, eps, 0);
+    const policy = await backend.openPolicy(skyrl.modelDir, { optimizer });
+    const batch = seqs.slice(0, 2);
+    const before = await policy.logprobs(batch, { temperature: 1 });
+    // Old log-probs placing the tokens in every GPPO region: row 0 (A > 0) inside, high-clipped, low
+    // side unclipped; row 1 (A < 0) low-clipped, dual-clipped (> c = 10), high side unclipped.
+    const ratios = [
+      [1.1, 1.5, 0.5, 1.0, 1.2],
+      [0.5, 12, 1.5],
+    ];
+    const oldLogp = before.map((b, r) => b.logp.map((l, j) => l - Math.log(ratios[r][j])));
+    const gppo = policyLoss("gppo", { epsLow: 0.2, epsHigh: 0.28, clipRatioC: 10 });
+    let dLogp: Float64Array[] = [];
+    await policy.forwardBackward(batch, { temperature: 1 }, (out) => {
+      const res = gppo({ logp: out.map((o) => o.logp), oldLogp, advantages: [1, -1] });
+      assert.equal(res.metrics.dualClipFrac, 1 / 8);
+      assert.equal(res.metrics.clipFracHigh, 1 / 8);
+      assert.equal(res.metrics.clipFracLow, 1 / 8);
+      dLogp = res.dLogpRows.map((r) => Float64Array.from(r));
+      return { dLogp };
+    });
+    const { gradNorm } = await policy.optimizerStep({ lr: eta * eps, gradClip: 0 });
+    const afterStep = await policy.logprobs(batch, { temperature: 1 });
+    let surrogate = 0;
+    batch.forEach((_, r) => {
+      for (let j = 0; j < dLogp[r].length; j++)
+        surrogate += dLogp[r][j] * (afterStep[r].logp[j] - before[r].logp[j]);
+    });
+    const predicted = -eta * gradNorm * gradNorm;
+    console.log(
+      `# Σ c·Δlogp = ${surrogate.toExponential(4)}, predicted −η‖g‖² = ${predicted.toExponential(4)}`,
+    );
+    assert.ok(surrogate < 0, "the step lowers klear's loss");
+    assert.ok(Math.abs(surrogate / predicted - 1) < 0.03, `${surrogate} vs ${predicted}`);
+
+    // One token alone: its log-prob moves against its coefficient's sign, by η‖g‖²/|c|.
+    for (const sign of [-1, 1]) {
+      const p = policy;
+      const one = [{ promptTokens: [257, 65], responseTokens: [120] }];
+      const lp0 = (await p.logprobs(one, { temperature: 1 }))[0].logp[0];
+      const c = 0.5 * sign;
+      await p.forwardBackward(one, { temperature: 1 }, () => ({ dLogp: [Float64Array.of(c)] }));
+      const g = (await p.optimizerStep({ lr: eta * eps, gradClip: 0 })).gradNorm;
+      const lp1 = (await p.logprobs(one, { temperature: 1 }))[0].logp[0];
+      const want = (-eta * g * g) / c;
+      console.log(
+        `# single token, c = ${c}: Δlogp ${(lp1 - lp0).toExponential(4)}, predicted ${want.toExponential(4)}`,
+      );
+      assert.equal(Math.sign(lp1 - lp0), -sign);
+      assert.ok(Math.abs((lp1 - lp0) / want - 1) < 0.03, `${lp1 - lp0} vs ${want}`);
+    }
+  });
+
+  for (const lossName of ["gppo", "clip-higher"]) {
+    test(`RL with ${lossName} through the API raises reward`, async () => {
+      const { backend } = backendFor(skyrl.url);
+      const out = join(skyrl.dir, `rl-${lossName}`);
+      const result = await runRl({
+        config: rlConfig(skyrl.modelDir, lossName, 8),
+        task: lettersTask(),
+        out,
+        backend,
+        quiet: true,
+        log: () => {},
+      });
+      const rewards = stepRewards(out).map((m) => m.rewardMean);
+      console.log(
+        `# ${lossName}: reward per step ${rewards.map((r) => r.toFixed(3)).join(" ")}; held-out ${result.accuracyBefore} → ${result.accuracyAfter}`,
+      );
+      console.log(`# ${lossName}: requests ${JSON.stringify(backend.client.stats)}`);
+      assert.equal(rewards.length, 8);
+      assert.ok(
+        mean(rewards.slice(-3)) > mean(rewards.slice(0, 3)) + 0.05,
+        `reward did not rise: ${rewards}`,
+      );
+      backend.client.close();
+    });
+  }
+
+  test("the server killed mid-run and restarted: the run resumes from its checkpoint, no step trained twice", async (t) => {
+    if (!skyrl.kill || !skyrl.restart) {
+      t.skip("reusing an outside server (KLEAR_TEST_TINKER_URL): cannot kill it");
+      return;
+    }
+    const out = join(skyrl.dir, "rl-killed");
+    const config = rlConfig(skyrl.modelDir, "gppo", 4);
+    const first = backendFor(skyrl.url);
+    let killed = false;
+    const shouldStop = () => {
+      // Between steps: once step 2 is checkpointed, kill the server while step 3 runs.
+      if (!killed && existsSync(join(out, "checkpoints", "step-2"))) {
+        killed = true;
+        setTimeout(() => void skyrl.kill?.(), 300);
+      }
+      return false;
+    };
+    await assert.rejects(
+      runRl({
+        config,
+        task: lettersTask(),
+        out,
+        backend: first.backend,
+        quiet: true,
+        log: () => {},
+        shouldStop,
+      }),
+    );
+    first.backend.client.close();
+    assert.ok(killed);
+    const trained = stepRewards(out).map((m) => m.step);
+    console.log(`# killed after steps ${trained.join(",")}; restarting`);
+    await skyrl.restart();
+    const second = backendFor(skyrl.url);
+    const result = await runRl({
+      config,
+      task: lettersTask(),
+      out,
+      resume: true,
+      backend: second.backend,
+      quiet: true,
+      log: () => {},
+    });
+    second.backend.client.close();
+    const steps = stepRewards(out).map((m) => m.step);
+    assert.deepEqual(steps, [1, 2, 3, 4], "each step once");
+    assert.equal(result.interrupted, false);
+    assert.equal(result.steps, 4);
+  });
+});
