@@ -3,6 +3,7 @@ import {
   type ConfigLayers,
   describeConfig,
   type FlagAlias,
+  kebabFlagAliases,
   parseConfigWith,
   resolveConfig,
 } from "../util/config.js";
@@ -29,12 +30,6 @@ const rowFields = {
     .default(false)
     .describe("count rows without a response as malformed (SFT data)"),
 };
-
-const rowAliases: FlagAlias[] = [
-  { flag: "text-field", path: "textField", kind: "string" },
-  { flag: "source-field", path: "sourceField", kind: "string" },
-  { flag: "require-response", path: "requireResponse", kind: "boolean" },
-];
 
 const DedupSchema = z.strictObject({
   ...rowFields,
@@ -208,45 +203,27 @@ export const DATA_SUBCOMMANDS = {
     usage:
       "INPUT... --out OUT [--no-exact] [--no-near] [--threshold 0.8] [--num-perm 128] [--shingle 3] [--bands B --rows R] [--seed 1]",
     schema: DedupSchema,
-    aliases: [
-      ...rowAliases,
-      { flag: "no-exact", path: "exact", kind: "false" },
-      { flag: "no-near", path: "near", kind: "false" },
-      { flag: "threshold", path: "threshold", kind: "number" },
-      { flag: "num-perm", path: "numPerm", kind: "int" },
-      { flag: "shingle", path: "shingleSize", kind: "int" },
-      { flag: "bands", path: "bands", kind: "int" },
-      { flag: "rows", path: "rows", kind: "int" },
-      { flag: "seed", path: "seed", kind: "int" },
-    ],
+    aliases: kebabFlagAliases(DedupSchema, {
+      exact: [{ flag: "no-exact", kind: "false" }],
+      near: [{ flag: "no-near", kind: "false" }],
+      shingleSize: [{ flag: "shingle", kind: "number" }],
+    }),
   }),
   decontam: sub({
     name: "decontam",
     usage: "INPUT... --out OUT --bench NAME_OR_FILE [--bench ...] [--ngram 9] [--bench-dir DIR]",
     schema: DecontamSchema,
-    aliases: [
-      ...rowAliases,
-      { flag: "bench", path: "benchmarks", kind: "list" },
-      { flag: "ngram", path: "ngram", kind: "int" },
-      { flag: "bench-dir", path: "benchDir", kind: "string" },
-    ],
+    aliases: kebabFlagAliases(DecontamSchema, { benchmarks: [{ flag: "bench", kind: "list" }] }),
   }),
   select: sub({
     name: "select",
     usage:
       "INPUT... --out OUT [--scores FILE.json | --score-rule hard-fraction|mean-response-tokens|rows] [--top-k-sources K] [--mix src=ratio,src=ratio] [--total N] [--k-center N] [--dim 256] [--seed 0]",
     schema: SelectSchema,
-    aliases: [
-      ...rowAliases,
-      { flag: "scores", path: "scores", kind: "string" },
-      { flag: "score-rule", path: "scoreRule", kind: "string" },
-      { flag: "top-k-sources", path: "topKSources", kind: "int" },
-      { flag: "mix", path: "mix", kind: "string", parse: parseMix },
-      { flag: "total", path: "total", kind: "int" },
-      { flag: "k-center", path: "kCenter", kind: "int" },
-      { flag: "dim", path: "vectorDim", kind: "int" },
-      { flag: "seed", path: "seed", kind: "int" },
-    ],
+    aliases: kebabFlagAliases(SelectSchema, {
+      mix: [{ flag: "mix", kind: "string", parse: parseMix }],
+      vectorDim: [{ flag: "dim", kind: "number" }],
+    }),
   }),
   tag: sub({
     name: "tag",
@@ -254,46 +231,20 @@ export const DATA_SUBCOMMANDS = {
       "INPUT... --out OUT --endpoint URL --model NAME [--n 16] [--temperature 0.6] [--top-p 0.95] [--max-tokens 4096] [--concurrency 8] [--easy-at-least 0.75] [--hard-below 0.25] [--rl-filter] [--math-majority more-than-half|at-least-half] [--code-min-tests 16] [--code-min-pass-rate 0.5] [--api-key KEY]",
     schema: TagSchema,
     extraStringFlags: ["api-key"],
-    aliases: [
-      ...rowAliases,
-      { flag: "endpoint", path: "endpoints", kind: "list" },
-      { flag: "model", path: "model", kind: "string" },
-      { flag: "n", path: "n", kind: "int" },
-      { flag: "temperature", path: "temperature", kind: "number" },
-      { flag: "top-p", path: "topP", kind: "number" },
-      { flag: "max-tokens", path: "maxTokens", kind: "int" },
-      { flag: "concurrency", path: "concurrency", kind: "int" },
-      { flag: "easy-at-least", path: "easyAtLeast", kind: "number" },
-      { flag: "hard-below", path: "hardBelow", kind: "number" },
-      { flag: "rl-filter", path: "rlFilter", kind: "boolean" },
-      { flag: "math-majority", path: "mathMajority", kind: "string" },
-      { flag: "code-min-tests", path: "codeMinTests", kind: "int" },
-      { flag: "code-min-pass-rate", path: "codeMinPassRate", kind: "number" },
-    ],
+    aliases: kebabFlagAliases(TagSchema, { endpoints: [{ flag: "endpoint", kind: "list" }] }),
   }),
   convert: sub({
     name: "convert",
     usage:
       "INPUT... --out OUT [--to verl|chat|problem|same] [--data-source NAME] [--ability math|code] [--split train]",
     schema: ConvertSchema,
-    aliases: [
-      ...rowAliases,
-      { flag: "to", path: "to", kind: "string" },
-      { flag: "data-source", path: "dataSource", kind: "string" },
-      { flag: "ability", path: "ability", kind: "string" },
-      { flag: "split", path: "split", kind: "string" },
-    ],
+    aliases: kebabFlagAliases(ConvertSchema),
   }),
   stats: sub({
     name: "stats",
     usage: "INPUT... [--html OUT.html] [--json OUT.json] [--tokenizer MODEL_DIR|tokenizer.json]",
     schema: StatsSchema,
-    aliases: [
-      ...rowAliases,
-      { flag: "html", path: "html", kind: "string" },
-      { flag: "json", path: "json", kind: "string" },
-      { flag: "tokenizer", path: "tokenizer", kind: "string" },
-    ],
+    aliases: kebabFlagAliases(StatsSchema),
   }),
 };
 

@@ -232,6 +232,34 @@ function aliasOptions(aliases: readonly FlagAlias[]) {
   return options;
 }
 
+/** The kind of value a leaf schema holds, as a flag reads it. */
+function flagKindOf(schema: z.ZodType): FlagAlias["kind"] {
+  let cur = schema as unknown as { def: { type: string; innerType?: unknown } };
+  while (["default", "prefault", "nullable", "optional"].includes(cur.def.type) && cur.def.innerType) {
+    cur = cur.def.innerType as typeof cur;
+  }
+  const type = cur.def.type;
+  return type === "number" ? "number" : type === "boolean" ? "boolean" : type === "array" ? "list" : "string";
+}
+
+/**
+ * A short flag for every top-level leaf field of a config: its kebab-case name (`numPerm` → `--num-perm`)
+ * reading the field's kind of value. `special` replaces the flags of the fields it names (e.g. `exact` by
+ * `--no-exact`, or a custom `parse`).
+ */
+export function kebabFlagAliases(
+  schema: z.ZodType,
+  special: Record<string, Omit<FlagAlias, "path">[]> = {},
+): FlagAlias[] {
+  const shape = objectShape(schema);
+  if (!shape) throw new TypeError("kebabFlagAliases needs an object schema");
+  return Object.entries(shape).flatMap(([key, child]): FlagAlias[] =>
+    special[key]
+      ? special[key].map((a) => ({ ...a, path: key }))
+      : [{ flag: key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), path: key, kind: flagKindOf(child) }],
+  );
+}
+
 /** Every flag a config-driven command accepts, dashes included (for checks that hints name real flags). */
 export function acceptedFlags(schema: z.ZodType, opts: Omit<RunCommandOptions, "help">): Set<string> {
   const flags = new Set(["--config", "--preset", "--out", "-o", "--quiet", "-q", "--help", "-h"]);
@@ -266,7 +294,10 @@ export function parseRunCommandArgs(
   const split = splitOverrides(argv);
   const dotted = split.overrides;
   const rest: string[] = [];
-  const topLevel = new Set(opts.topLevelFields ?? []);
+  // A field whose short flag has its own name reads `--x=v` through the flag (its parse rule applies).
+  const topLevel = new Set(
+    (opts.topLevelFields ?? []).filter((f) => !opts.aliases?.some((a) => a.flag === f)),
+  );
   for (const a of split.rest) {
     const m = /^--(\w+)=(.*)$/s.exec(a);
     if (m && topLevel.has(m[1])) dotted[m[1]] = m[2];
