@@ -12,9 +12,9 @@ import { ADVANTAGE_ESTIMATORS, advantageEstimatorNames } from "./advantages.js";
 import { GROUP_FILTER_METRICS } from "./filters.js";
 import { AGGREGATION_MODES } from "./objectives/aggregate.js";
 import { POLICY_LOSS_NAMES } from "./objectives/config.js";
-import { isPolicyLossName, policyLossNames } from "./objectives/registry.js";
 import { KL_ESTIMATORS } from "./objectives/kl.js";
 import { klearCodeRlPreset, klearMathRlPreset } from "./objectives/presets.js";
+import { isPolicyLossName, policyLossNames } from "./objectives/registry.js";
 
 /**
  * The `klear rl` config. Every field has a documented default; the defaults are the `tiny-cpu` preset
@@ -186,7 +186,9 @@ export const RlConfigSchema = z.strictObject({
           error: (issue) =>
             `unknown advantage estimator ${JSON.stringify(issue.input)}: use one of ${advantageEstimatorNames().join(", ")}`,
         })
-        .describe(`advantage estimator: ${ADVANTAGE_ESTIMATORS.join(", ")} or a registered one (Klear: grpo)`),
+        .describe(
+          `advantage estimator: ${ADVANTAGE_ESTIMATORS.join(", ")} or a registered one (Klear: grpo)`,
+        ),
       std: z.enum(["unbiased", "population"]).default("unbiased").describe("grpo std (code: unbiased)"),
     })
     .prefault({})
