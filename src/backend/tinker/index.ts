@@ -11,6 +11,14 @@ export {
   TinkerRequestError,
 } from "./client.js";
 export {
+  type BackendSectionConfig,
+  BackendSectionSchema,
+  type TinkerSettingsConfig,
+  TinkerSettingsSchema,
+  tinkerSettingsFromConfig,
+  trainingBackendFromConfig,
+} from "./config.js";
+export {
   type CoefficientRow,
   datumTokens,
   exactGradientData,
