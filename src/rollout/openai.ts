@@ -224,6 +224,18 @@ export class OpenAIClient {
     return res.parsed;
   }
 
+  /** POST to a server's own route (e.g. SGLang's /generate) on the least-loaded endpoint, with retries. */
+  async postRoot(path: string, body: unknown): Promise<unknown> {
+    const res = await this.send(
+      (last) => this.pickEndpoint(last),
+      (e) => e.root + path,
+      "POST",
+      JSON.stringify(body),
+      (json) => json,
+    );
+    return res.parsed;
+  }
+
   /** The endpoints' origins + root paths, in the order given (indexes for `admin`). */
   get endpointUrls(): string[] {
     return this.endpoints.map((e) => e.url.origin + e.root);

@@ -171,7 +171,7 @@ export class ServerGenerator implements Generator {
       skip_special_tokens: false,
       ...(seed === undefined ? {} : { sampling_seed: (seed + k) >>> 0 }),
     }));
-    const json = await this.client.admin(0, "POST", "/generate", {
+    const json = await this.client.postRoot("/generate", {
       input_ids: Array.from({ length: n }, () => prompt),
       sampling_params: samplingParams,
       return_logprob: true,
