@@ -5,8 +5,11 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { z } from "zod";
 import {
+  acceptedFlags,
   deepMerge,
   describeConfig,
+  type FlagAlias,
+  kebabFlagAliases,
   parseConfigWith,
   parseRunCommandArgs,
   resolveConfig,
@@ -110,5 +113,59 @@ describe("util/config", () => {
       () => parseRunCommandArgs("toy", ["--resume", "--out", "d", "--a.b=1"], { help: () => "" }),
       /--preset, --config and overrides would be ignored/,
     );
+  });
+
+  it("short flags are aliases of fields: typed values, lists, negations, contradictions, dotted overrides last", () => {
+    const aliases: FlagAlias[] = [
+      { flag: "steps", path: "train.steps", kind: "int" },
+      { flag: "lr", path: "train.inner.lr", kind: "number" },
+      { flag: "tag", path: "tags", kind: "list" },
+      { flag: "fast", path: "fast", kind: "boolean" },
+      { flag: "no-fast", path: "fast", kind: "false" },
+    ];
+    const args = parseRunCommandArgs(
+      "toy",
+      ["--steps", "4", "--lr=0.5", "--tag", "a,b", "--tag", "c", "--no-fast", "--train.steps=9", "in.jsonl"],
+      { help: () => "", aliases, positionals: true, resume: false },
+    );
+    assert.deepEqual(args?.overrides, {
+      "train.steps": "9",
+      "train.inner.lr": "0.5",
+      tags: '["a","b","c"]',
+      fast: "false",
+    });
+    assert.deepEqual(args?.positionals, ["in.jsonl"]);
+    assert.throws(
+      () => parseRunCommandArgs("toy", ["--steps", "4.5"], { help: () => "", aliases }),
+      (e: ConfigError) => /--steps "4\.5" is not an integer/.test(e.message) && /--steps/.test(e.fix),
+    );
+    assert.throws(
+      () => parseRunCommandArgs("toy", ["--fast", "--no-fast"], { help: () => "", aliases }),
+      /--fast and --no-fast contradict each other/,
+    );
+    assert.throws(
+      () => parseRunCommandArgs("toy", ["--resume"], { help: () => "", resume: false }),
+      /--resume/,
+    );
+    const flags = acceptedFlags(Schema, { aliases, resume: false });
+    for (const f of ["--steps", "--no-fast", "--train.steps", "--train.inner.lr", "--config", "--out"])
+      assert.ok(flags.has(f), f);
+    assert.ok(!flags.has("--resume"));
+    assert.match(describeConfig(Schema, { aliases }), /--train\.steps=10 \(--steps\)\s+optimizer steps/);
+  });
+
+  it("kebabFlagAliases names each top-level field's flag after it, with its kind", () => {
+    const Flat = z.strictObject({
+      numPerm: z.number().int().default(1),
+      near: z.boolean().default(true),
+      benches: z.array(z.string()).default([]),
+      textField: z.string().nullable().default(null),
+    });
+    assert.deepEqual(kebabFlagAliases(Flat, { near: [{ flag: "no-near", kind: "false" }] }), [
+      { flag: "num-perm", path: "numPerm", kind: "number" },
+      { flag: "no-near", path: "near", kind: "false" },
+      { flag: "benches", path: "benches", kind: "list" },
+      { flag: "text-field", path: "textField", kind: "string" },
+    ]);
   });
 });

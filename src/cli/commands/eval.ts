@@ -9,6 +9,7 @@ import {
   resolveEvalConfig,
 } from "../../eval/config.js";
 import {
+  benchmarkNames,
   buildMessages,
   createDefaultScorer,
   type EvalGenerator,
@@ -41,8 +42,7 @@ DIR/results.json, DIR/report.html and DIR/config.json (the resolved config: \`kl
 DIR/config.json --out DIR\` reruns it). Rerun the same command after an interruption: finished samples
 are never asked for again.
 
-benchmarks: aime24, aime25, hmmt_feb_2025, math500, amc23, gsm8k, livecodebench, livecodebench_v5,
-livecodebench_v6 (aliases: lcb_v5, lcb_v6, …)
+benchmarks: ${benchmarkNames().join(", ")} (aliases: lcb_v5, lcb_v6, …)
 
 generation, one of:
   --model-dir DIR         an HF-style Qwen3 checkpoint folder, run by the local engine (a folder given to
