@@ -31,7 +31,7 @@ export interface PositiveSftConfig {
 }
 
 export interface PositiveSftInput {
-  /** log π_θ of the response tokens (temperature 1, the rollout temperature). */
+  /** log π_θ of the response tokens, at the rollout temperature (as the policy loss sees them). */
   logp: TokenValues;
   mask?: TokenMask;
   lengths?: NumberList;
