@@ -13,3 +13,4 @@ export type {
   TrainingBackend,
   TrainingSequence,
 } from "./types.js";
+export * from "./tinker/index.js";
