@@ -205,7 +205,11 @@ export interface TrainingRender {
  * the assistant generates: the leading added token (Qwen's "<|im_end|>" of "<|im_end|>\n"), or the whole closer
  * up to trailing whitespace for templates whose closer is plain text.
  */
-function turnCloser(tokenizer: Tokenizer, template: JinjaChatTemplate, vars: TrainingRenderOptions): string {
+function turnCloser(
+  tokenizer: Tokenizer,
+  template: JinjaChatTemplate,
+  vars: TrainingRenderOptions,
+): { marker: string; raw: string } {
   const probe = "klear-probe-7c1e";
   const special = { bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken };
   const text = template.render(
@@ -228,7 +232,7 @@ function turnCloser(tokenizer: Tokenizer, template: JinjaChatTemplate, vars: Tra
   const added = [...tokenizer.addedTokens]
     .sort((a, b) => b.content.length - a.content.length)
     .find((t) => closer.startsWith(t.content));
-  return added ? added.content : closer.trimEnd();
+  return { marker: added ? added.content : closer.trimEnd(), raw: closer };
 }
 
 /**
@@ -289,7 +293,7 @@ export function renderTrainingConversation(
   const render = (msgs: readonly ChatTemplateMessage[], addGenerationPrompt: boolean) =>
     template.render(msgs, { addGenerationPrompt, variables: opts.variables }, special);
   const text = render(messages, false);
-  const closer = turnCloser(tokenizer, template, opts);
+  const { marker: closer, raw: rawCloser } = turnCloser(tokenizer, template, opts);
   const turns = messages.flatMap((m, i) => (m.role === "assistant" ? [i] : []));
   const trained = opts.trainOn === "last-assistant" ? turns.slice(-1) : turns;
   const spans: { start: number; end: number }[] = [];
@@ -303,8 +307,22 @@ export function renderTrainingConversation(
         "train on the last assistant turn only (trainOn: last-assistant), or split the conversation into one row per assistant turn",
       );
     }
+    let end: number;
     const close = closer === "" ? -1 : text.indexOf(closer, prompt.length);
-    const end = close < 0 ? text.length : close + closer.length;
+    if (close >= 0) end = close + closer.length;
+    else {
+      // No end-of-turn marker (a template closing turns with whitespace only): the turn ends where the
+      // conversation up to it does, less the closing whitespace, when that rendering is a prefix of the whole.
+      const upTo = render(messages.slice(0, i + 1), false);
+      if (!text.startsWith(upTo)) {
+        throw new KlearError(
+          "CHAT_MASK_UNDERIVABLE",
+          `${template.sourcePath}: the template marks no end of an assistant turn and renders message ${i} differently once later turns follow`,
+          "use a template that ends each turn with an end-of-turn token, or train on the last assistant turn only",
+        );
+      }
+      end = upTo.endsWith(rawCloser) ? upTo.length - rawCloser.length : upTo.length;
+    }
     spans.push({ start: prompt.length, end });
   }
   const ids = tokenizer.encode(text);

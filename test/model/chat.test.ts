@@ -7,6 +7,7 @@ import {
   type ChatRenderOptions,
   type ChatTemplateMessage,
   JinjaChatTemplate,
+  renderTrainingConversation,
   SIMPLE_CHAT_TEMPLATE,
 } from "../../src/model/chat.js";
 import { ByteTokenizer, loadTokenizer } from "../../src/model/tokenizer.js";
@@ -99,5 +100,74 @@ describe("Python string semantics in templates", () => {
       "{{ messages[0].content.strip('\\n') }}|{{ messages[0].content.lstrip('\\n ') }}|{{ messages[0].content.rstrip() }}|",
     );
     assert.equal(t.render([{ role: "user", content: "\n  a  \n" }]), "  a  |a  \n|\n  a|");
+  });
+});
+
+describe("renderTrainingConversation on other templates", () => {
+  const convo: ChatTemplateMessage[] = [
+    { role: "system", content: "S" },
+    { role: "user", content: "Q1" },
+    { role: "assistant", content: "A1" },
+    { role: "user", content: "Q2" },
+    { role: "assistant", content: "A2" },
+  ];
+  const trainedText = (tok: ByteTokenizer, msgs = convo) => {
+    const r = renderTrainingConversation(tok, msgs);
+    return r.spans.map((s) => r.text.slice(s.start, s.end));
+  };
+
+  it("ChatML (the built-in template): each assistant turn through its <|im_end|>", () => {
+    assert.deepEqual(trainedText(new ByteTokenizer()), ["A1<|im_end|>", "A2<|im_end|>"]);
+  });
+
+  it("a Llama-3-style template with a BOS token: through <|eot_id|>", () => {
+    const tok = new ByteTokenizer({
+      addedTokens: [
+        { content: "<|begin_of_text|>", special: true },
+        { content: "<|start_header_id|>", special: true },
+        { content: "<|end_header_id|>", special: true },
+        { content: "<|eot_id|>", special: true },
+      ],
+      bosToken: "<|begin_of_text|>",
+      eosToken: "<|eot_id|>",
+      chatTemplate:
+        "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n{{ m.content | trim }}<|eot_id|>{% endfor %}" +
+        "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}",
+    });
+    assert.deepEqual(trainedText(tok), ["A1<|eot_id|>", "A2<|eot_id|>"]);
+    const r = renderTrainingConversation(tok, convo);
+    assert.equal(r.ids[0], tok.bosTokenId);
+  });
+
+  it("a template that closes turns with whitespace only: the turn's text, without the whitespace", () => {
+    const tok = new ByteTokenizer({
+      chatTemplate:
+        "{% for m in messages %}{{ m.role }}: {{ m.content }}\n\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}",
+    });
+    assert.deepEqual(trainedText(tok), ["A1", "A2"]);
+  });
+
+  it("a token straddling a span's start is in the mask, as transformers' char_to_token rule has it", () => {
+    // The added token ": A" spans the end of the generation prompt ("assistant: ") and the reply.
+    const tok = new ByteTokenizer({
+      addedTokens: [
+        { content: "<|endoftext|>", special: true },
+        { content: "<|im_end|>", special: true },
+        { content: ": A", special: false },
+      ],
+      chatTemplate:
+        "{% for m in messages %}{{ m.role }}: {{ m.content }}<|im_end|>{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}",
+    });
+    const msgs: ChatTemplateMessage[] = [
+      { role: "user", content: "Q" },
+      { role: "assistant", content: "AB" },
+    ];
+    const r = renderTrainingConversation(tok, msgs);
+    const straddler = tok.specialTokens.get(": A")!;
+    const at = r.ids.indexOf(straddler);
+    assert.ok(at > 0);
+    assert.equal(r.assistantMask[at], 1, "the straddling token is trained");
+    assert.equal(r.assistantMask[at - 1], 0);
+    assert.equal(tok.decode(r.ids.filter((_, i) => r.assistantMask[i] === 1)), ": AB<|im_end|>");
   });
 });
