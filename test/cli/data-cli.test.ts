@@ -41,6 +41,6 @@ test("klear data subcommands take --config FILE, the old flags and --field=value
   assert.equal(manifest.counts.kept, 3);
   await assert.rejects(
     run(["dedup", input, "--out", out, "--treshold=0.5"]),
-    /Unknown option '--treshold'.*\n  fix: see `klear data dedup --help`/s,
+    /Unknown option '--treshold'.*\n {2}fix: see `klear data dedup --help`/s,
   );
 });
