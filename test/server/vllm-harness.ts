@@ -81,14 +81,21 @@ export async function startVllm(opts: { modelDir?: string } = {}): Promise<VllmU
   const t0 = Date.now();
   let server = await launch();
   console.log(`# vLLM ready in ${Math.round((Date.now() - t0) / 1000)} s (log ${join(dir, "vllm.log")})`);
+  // A restart still starting when the suite ends (a failed test) must be stopped too, not leaked.
+  let restarting: Promise<ServerProcess> | null = null;
   return {
     url,
     modelDir,
     dir,
     kill: () => server.kill(),
     restart: async () => {
-      server = await launch();
+      restarting = launch();
+      server = await restarting;
+      restarting = null;
     },
-    stop: () => server.stop(),
+    stop: async () => {
+      if (restarting) server = await (restarting as Promise<ServerProcess>).catch(() => server);
+      await server.stop();
+    },
   };
 }
