@@ -122,14 +122,15 @@ function nothingToWrite(
 }
 
 /**
- * A chat (SFT) row has no answer field, but its last assistant turn ends with one: an RL row needs it
+ * A chat (SFT) row has no answer field, but its last assistant turn ends with a boxed one: an RL row needs it
  * as ground truth, and the verifier's own extraction reads it, so the RL reward checks exactly the
  * answer the SFT response gives.
  */
 function withAnswerFromResponse(row: Record<string, unknown>): Record<string, unknown> {
   if (rowAnswer(row) !== undefined) return row;
   const response = rowResponseText(row);
-  if (!response) return row;
+  // Only a boxed final answer counts: without one, a code or prose reply would yield a stray expression.
+  if (!response || !/\\(?:boxed|fbox)\s*\{/.test(response)) return row;
   const { answer } = extractMathAnswer(response);
   return answer === null ? row : { ...row, answer };
 }

@@ -76,6 +76,13 @@ test("chat-format rows convert to verl rows, the answer read from the assistant'
           { from: "gpt", value: "It is \\boxed{\\frac{9}{2}}." },
         ],
       },
+      // No boxed answer (a code reply): not a verl math row.
+      {
+        messages: [
+          { role: "user", content: "Write f." },
+          { role: "assistant", content: "```python\ndef f(x):\n    return x ** 2\n```" },
+        ],
+      },
     ]
       .map((r) => JSON.stringify(r))
       .join("\n"),
@@ -83,6 +90,7 @@ test("chat-format rows convert to verl rows, the answer read from the assistant'
   const out = join(dir, "chat.verl.jsonl");
   const m = await runConvert([chat], out, { to: "verl", quiet: true });
   assert.equal(m.counts.kept, 2, JSON.stringify(m.counts));
+  assert.deepEqual(m.counts.removed, { unconvertible: 1 });
   const rows = readFileSync(out, "utf8")
     .trim()
     .split("\n")
