@@ -181,12 +181,7 @@ async function train(
 
   const server =
     config.rollout.backend === "server"
-      ? await ServerSession.forRun(
-          config.rollout.server,
-          paths.dir,
-          policy as Parameters<typeof ServerSession.forRun>[2],
-          tokenizer,
-        )
+      ? await ServerSession.forRun(config.rollout.server, paths.dir, policy, tokenizer)
       : null;
   // Server rollouts come from another engine: truncated IS against its log-probs unless the loss sets a cap.
   const lossConfig =
