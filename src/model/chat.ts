@@ -236,6 +236,16 @@ function turnCloser(
 }
 
 /**
+ * The added token that ends an assistant turn in the tokenizer's chat template (Qwen's "<|im_end|>"), or undefined
+ * when turns end with plain text. A base model's EOS is often another token (Qwen3-Base: "<|endoftext|>"), so a
+ * model fine-tuned on the template must stop generating at this one.
+ */
+export function chatTurnEndToken(tokenizer: Tokenizer): string | undefined {
+  const { marker } = turnCloser(tokenizer, chatTemplateFor(tokenizer), {});
+  return tokenizer.specialTokens.has(marker) ? marker : undefined;
+}
+
+/**
  * Character ranges a boundary list maps onto token indexes of `ids`. Pieces between boundaries are encoded
  * alone; when their concatenation is `ids` every boundary falls between tokens. Otherwise a token straddles a
  * boundary and prefixes are encoded instead: a range then covers every token holding one of its characters,

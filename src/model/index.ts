@@ -4,6 +4,7 @@ export {
   type ChatRenderOptions,
   type ChatTemplateMessage,
   chatTemplateFor,
+  chatTurnEndToken,
   JinjaChatTemplate,
   renderTrainingConversation,
   SIMPLE_CHAT_TEMPLATE,

@@ -115,6 +115,12 @@ export const SftConfigSchema = z.strictObject({
         .enum(["all-assistant", "last-assistant"])
         .default("all-assistant")
         .describe("which assistant turns carry loss (reasoning inside them included)"),
+      turnEndAsEos: z
+        .boolean()
+        .default(true)
+        .describe(
+          "make the template's end-of-turn token the checkpoint's EOS when it differs (Qwen3-Base: <|endoftext|> → <|im_end|>), so generation stops after a turn",
+        ),
     })
     .prefault({})
     .describe("rendering rows to tokens and the assistant-only loss mask"),

@@ -7,9 +7,10 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { AdamW, clipGradNorm, type LrSchedule, lrAt } from "../engine/optim.js";
+import { chatTurnEndToken } from "../model/chat.js";
 import { loadModel } from "../model/checkpoint.js";
 import type { Qwen3Model } from "../model/qwen3.js";
-import type { Tokenizer } from "../model/tokenizer.js";
+import { type Tokenizer, tokenizerFromFiles } from "../model/tokenizer.js";
 import { readOptimizerState, readTrainerState, saveTrainingCheckpoint } from "../store/checkpoint.js";
 import { appendMetrics, type RunPaths, resumeOrCreateRun, truncateMetricsAfter } from "../store/run.js";
 import { runTrainingSteps } from "../store/steps.js";
@@ -441,7 +442,12 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
     parse: parseSftConfig,
     create: () => checkNewRunConfig(opts),
   });
-  const { model, tokenizer } = await loadModel(resumeFrom ? resumeFrom.path : config.init);
+  const loaded = await loadModel(resumeFrom ? resumeFrom.path : config.init);
+  const { model } = loaded;
+  const tokenizer =
+    config.render.template === "chat" && config.render.turnEndAsEos
+      ? withTurnEndAsEos(loaded.tokenizer, log)
+      : loaded.tokenizer;
   const data = await loadData(config, tokenizer, log);
   atomicWriteJsonSync(join(paths.dir, DATA_SUMMARY_FILE), data.summary);
   const fingerprint = {
@@ -499,6 +505,27 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
     );
   }
   return result;
+}
+
+/**
+ * The tokenizer with the chat template's end-of-turn token as its EOS, when they differ and the template does
+ * not render the EOS itself (changing it would change the rows): what the fine-tuned model learns to emit is
+ * then what `klear eval` and `klear rl` stop at, and what the checkpoint's tokenizer_config names.
+ */
+function withTurnEndAsEos(tokenizer: Tokenizer, log: (line: string) => void): Tokenizer {
+  const turnEnd = chatTurnEndToken(tokenizer);
+  if (
+    turnEnd === undefined ||
+    turnEnd === tokenizer.eosToken ||
+    tokenizer.chatTemplate?.includes("eos_token")
+  ) {
+    return tokenizer;
+  }
+  const files = tokenizer.toFiles();
+  log(
+    `EOS: ${tokenizer.eosToken} → ${turnEnd} (the chat template's end of turn), so generation stops after a turn`,
+  );
+  return tokenizerFromFiles({ ...files, tokenizerConfig: { ...files.tokenizerConfig, eos_token: turnEnd } });
 }
 
 function checkSameData(

@@ -20,16 +20,25 @@ export function tempDir(t: { after: (fn: () => void) => void }, prefix = "klear-
 }
 
 /** A byte tokenizer with Qwen's chat tokens, using Qwen3's own chat template unless told otherwise. */
-export function byteTokenizer(chatTemplate: string | undefined = QWEN3_TEMPLATE): ByteTokenizer {
-  return new ByteTokenizer({ chatTemplate });
+export function byteTokenizer(
+  chatTemplate: string | undefined = QWEN3_TEMPLATE,
+  eosToken?: string,
+): ByteTokenizer {
+  return new ByteTokenizer({ chatTemplate, eosToken });
 }
 
 /** Writes a randomly initialised tiny Qwen3 checkpoint and returns its folder. */
 export async function tinyCheckpoint(
   dir: string,
-  opts: { chatTemplate?: string; seed?: number; hiddenSize?: number; layers?: number } = {},
+  opts: {
+    chatTemplate?: string;
+    seed?: number;
+    hiddenSize?: number;
+    layers?: number;
+    eosToken?: string;
+  } = {},
 ): Promise<string> {
-  const tokenizer = byteTokenizer(opts.chatTemplate);
+  const tokenizer = byteTokenizer(opts.chatTemplate, opts.eosToken);
   const config = tinyQwen3Config({
     vocabSize: tokenizer.vocabSize,
     hiddenSize: opts.hiddenSize ?? 32,

@@ -5,6 +5,7 @@ import { describe, it } from "node:test";
 import { BENCHMARKS, evaluate, type LoadedBenchmark, LocalEngineGenerator } from "../../src/eval/index.js";
 import { loadModel } from "../../src/model/checkpoint.js";
 import { readSafetensors } from "../../src/model/safetensors.js";
+import { loadTokenizer } from "../../src/model/tokenizer.js";
 import { resolveSftConfig } from "../../src/sft/config.js";
 import { runSft, sftResultLine } from "../../src/sft/trainer.js";
 import { KlearError } from "../../src/util/errors.js";
@@ -90,7 +91,8 @@ describe("runSft", () => {
 
   it("stopping at a step boundary and resuming gives the uninterrupted run's weights and metrics", async (t) => {
     const dir = tempDir(t);
-    const init = await tinyCheckpoint(dir);
+    // A base-model EOS, so the resumed run starts from a checkpoint whose EOS was changed (same rows either way).
+    const init = await tinyCheckpoint(dir, { eosToken: "<|endoftext|>" });
     const data = writeJsonl(join(dir, "d.jsonl"), chatRows("messages", 40));
     const c = config({ checkpointEvery: "100" });
     const whole = await runSft({ config: c, out: join(dir, "whole"), init, data: [data], ...quiet });
@@ -148,6 +150,39 @@ describe("runSft", () => {
     assert.deepEqual(only.data.perSource, { a: { rows: 20, kept: 20 }, b: { rows: 10, kept: 10 } });
     const twice = await run("b-twice", [1, 2]);
     assert.equal(twice.totalSteps, 8);
+  });
+
+  it("a base model's EOS (<|endoftext|>) becomes the template's end of turn (<|im_end|>) in its checkpoints", async (t) => {
+    const dir = tempDir(t);
+    const init = await tinyCheckpoint(dir, { eosToken: "<|endoftext|>" });
+    assert.equal((await loadTokenizer(init)).eosToken, "<|endoftext|>");
+    const data = writeJsonl(join(dir, "d.jsonl"), chatRows("messages", 12));
+    const lines: string[] = [];
+    const r = await runSft({
+      config: config({ "train.epochs": "1" }),
+      out: join(dir, "run"),
+      init,
+      data: [data],
+      quiet: true,
+      log: (l) => lines.push(l),
+    });
+    assert.ok(
+      lines.some((l) => l.startsWith("EOS: <|endoftext|> → <|im_end|>")),
+      lines.join("\n"),
+    );
+    const tok = await loadTokenizer(r.checkpoint);
+    assert.equal(tok.eosToken, "<|im_end|>");
+    const gen = JSON.parse(readFileSync(join(r.checkpoint, "generation_config.json"), "utf8"));
+    assert.ok(gen.eos_token_id.includes(tok.eosTokenId), JSON.stringify(gen));
+    // Off: the checkpoint keeps the base EOS.
+    const off = await runSft({
+      config: config({ "train.epochs": "1", "render.turnEndAsEos": "false" }),
+      out: join(dir, "off"),
+      init,
+      data: [data],
+      ...quiet,
+    });
+    assert.equal((await loadTokenizer(off.checkpoint)).eosToken, "<|endoftext|>");
   });
 
   it("refuses a run without data, and one whose rows all fail, before writing anything", async (t) => {
