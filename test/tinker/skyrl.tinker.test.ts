@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import type { TinkerModel } from "../../src/backend/tinker/client.js";
 import { forwardDatum } from "../../src/backend/tinker/gradients.js";
 import { tinkerBackend } from "../../src/backend/tinker/trainer.js";
-import type { TrainingSequence } from "../../src/backend/types.js";
+import type { PolicyTrainer, TrainingSequence } from "../../src/backend/types.js";
 import { policyLoss } from "../../src/rl/objectives/index.js";
 import type { RlPrompt, RlTask } from "../../src/rl/task.js";
 import { runRl } from "../../src/rl/trainer.js";
@@ -87,21 +87,26 @@ function stepRewards(runDir: string): { step: number; rewardMean: number }[] {
     .filter((m) => m.phase === undefined && typeof m.rewardMean === "number");
 }
 
+const RL_STEPS = 8;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 describe("SkyRL Tinker server", { skip: skip ?? false, timeout: 900_000 }, () => {
   let skyrl: SkyrlUnderTest;
+  // One policy for the gradient checks (each new model costs the server an optimizer compile). With β1 = 0
+  // AdamW's step is g/(√v̂ + ε), and with ε ≫ |g| that is plain gradient descent with rate η = lr/ε.
+  const eps = 1e4;
+  let policy: PolicyTrainer;
 
   before(async () => {
     skyrl = await startSkyrl();
+    const { backend, optimizer } = backendFor(skyrl.url, eps, 0);
+    policy = await backend.openPolicy(skyrl.modelDir, { optimizer });
   });
   after(async () => {
     await skyrl?.stop();
   });
 
   test("the server's gradient is klear's coefficients: same norm as the cross_entropy it must equal", async () => {
-    const { backend, optimizer } = backendFor(skyrl.url);
-    const policy = await backend.openPolicy(skyrl.modelDir, { optimizer });
     // SkyRL's cross_entropy over these rows, split over two forward_backward calls, has coefficients
     // −1/(B·R_i); send exactly those through klear's path and compare gradient norms at lr 0.
     const model = (policy as unknown as { model: TinkerModel }).model;
@@ -135,13 +140,9 @@ describe("SkyRL Tinker server", { skip: skip ?? false, timeout: 900_000 }, () =>
   });
 
   test("GPPO through the API: a small step changes the log-probs by what klear's coefficients predict", async () => {
-    // With β1 = 0 AdamW's step is g/(√v̂ + ε), and with ε ≫ |g| that is plain gradient descent with rate
-    // η = lr/ε, so to first order Δlog π_t = −η ∇log π_t·g and Σ_t c_t Δlog π_t = −η‖g‖², where g is the
-    // server's gradient and ‖g‖ the norm it reports. Were g = α·Σ c∇log π, the two sides would differ by α.
-    const eps = 1e4;
+    // To first order Δlog π_t = −η ∇log π_t·g and Σ_t c_t Δlog π_t = −η‖g‖², where g is the server's
+    // gradient and ‖g‖ the norm it reports. Were g = α·Σ c∇log π, the two sides would differ by α.
     const eta = 1e-4;
-    const { backend, optimizer } = backendFor(skyrl.url, eps, 0);
-    const policy = await backend.openPolicy(skyrl.modelDir, { optimizer });
     const batch = seqs.slice(0, 2);
     const before = await policy.logprobs(batch, { temperature: 1 });
     // Old log-probs placing the tokens in every GPPO region: row 0 (A > 0) inside, high-clipped, low
@@ -193,79 +194,79 @@ describe("SkyRL Tinker server", { skip: skip ?? false, timeout: 900_000 }, () =>
     }
   });
 
-  for (const lossName of ["gppo", "clip-higher"]) {
-    test(`RL with ${lossName} through the API raises reward`, async () => {
-      const { backend } = backendFor(skyrl.url);
-      const out = join(skyrl.dir, `rl-${lossName}`);
-      const result = await runRl({
-        config: rlConfig(skyrl.modelDir, lossName, 8),
-        task: lettersTask(),
-        out,
-        backend,
-        quiet: true,
-        log: () => {},
-      });
-      const rewards = stepRewards(out).map((m) => m.rewardMean);
-      console.log(
-        `# ${lossName}: reward per step ${rewards.map((r) => r.toFixed(3)).join(" ")}; held-out ${result.accuracyBefore} → ${result.accuracyAfter}`,
-      );
-      console.log(`# ${lossName}: requests ${JSON.stringify(backend.client.stats)}`);
-      assert.equal(rewards.length, 8);
-      assert.ok(
-        mean(rewards.slice(-3)) > mean(rewards.slice(0, 3)) + 0.05,
-        `reward did not rise: ${rewards}`,
-      );
-      backend.client.close();
+  async function rlRun(
+    lossName: string,
+    out: string,
+    backend: ReturnType<typeof backendFor>["backend"],
+    extra: Partial<Parameters<typeof runRl>[0]> = {},
+  ) {
+    return runRl({
+      config: rlConfig(skyrl.modelDir, lossName, RL_STEPS),
+      task: lettersTask(),
+      out,
+      backend,
+      quiet: true,
+      log: () => {},
+      ...extra,
     });
   }
 
-  test("the server killed mid-run and restarted: the run resumes from its checkpoint, no step trained twice", async (t) => {
-    if (!skyrl.kill || !skyrl.restart) {
-      t.skip("reusing an outside server (KLEAR_TEST_TINKER_URL): cannot kill it");
-      return;
-    }
-    const out = join(skyrl.dir, "rl-killed");
-    const config = rlConfig(skyrl.modelDir, "gppo", 4);
-    const first = backendFor(skyrl.url);
-    let killed = false;
-    const shouldStop = () => {
-      // Between steps: once step 2 is checkpointed, kill the server while step 3 runs.
-      if (!killed && existsSync(join(out, "checkpoints", "step-2"))) {
-        killed = true;
-        setTimeout(() => void skyrl.kill?.(), 300);
-      }
-      return false;
-    };
-    await assert.rejects(
-      runRl({
-        config,
-        task: lettersTask(),
-        out,
-        backend: first.backend,
-        quiet: true,
-        log: () => {},
-        shouldStop,
-      }),
+  function checkRewardRose(lossName: string, out: string) {
+    const steps = stepRewards(out);
+    const rewards = steps.map((m) => m.rewardMean);
+    console.log(`# ${lossName}: reward per step ${rewards.map((r) => r.toFixed(3)).join(" ")}`);
+    assert.deepEqual(
+      steps.map((m) => m.step),
+      Array.from({ length: RL_STEPS }, (_, i) => i + 1),
+      "every step once",
     );
-    first.backend.client.close();
-    assert.ok(killed);
-    const trained = stepRewards(out).map((m) => m.step);
-    console.log(`# killed after steps ${trained.join(",")}; restarting`);
-    await skyrl.restart();
-    const second = backendFor(skyrl.url);
-    const result = await runRl({
-      config,
-      task: lettersTask(),
-      out,
-      resume: true,
-      backend: second.backend,
-      quiet: true,
-      log: () => {},
-    });
-    second.backend.client.close();
-    const steps = stepRewards(out).map((m) => m.step);
-    assert.deepEqual(steps, [1, 2, 3, 4], "each step once");
-    assert.equal(result.interrupted, false);
-    assert.equal(result.steps, 4);
+    assert.ok(mean(rewards.slice(-3)) > mean(rewards.slice(0, 3)) + 0.05, `reward did not rise: ${rewards}`);
+  }
+
+  test("RL with GPPO through the API raises reward, and survives the server killed mid-run", async () => {
+    const out = join(skyrl.dir, "rl-gppo");
+    const first = backendFor(skyrl.url);
+    if (!skyrl.kill || !skyrl.restart) {
+      console.log("# reusing an outside server (KLEAR_TEST_TINKER_URL): not killing it");
+      await rlRun("gppo", out, first.backend);
+    } else {
+      let killed = false;
+      const kill = skyrl.kill;
+      // Between steps: once step 4 is checkpointed, kill the server while step 5 runs.
+      const shouldStop = () => {
+        if (!killed && existsSync(join(out, "checkpoints", "step-4"))) {
+          killed = true;
+          setTimeout(() => void kill(), 300);
+        }
+        return false;
+      };
+      await assert.rejects(rlRun("gppo", out, first.backend, { shouldStop }));
+      assert.ok(killed, "the server was killed");
+      console.log(
+        `# killed during step ${stepRewards(out).length + 1}; restarting (${JSON.stringify(first.backend.client.stats.retryCauses)})`,
+      );
+      first.backend.client.close();
+      await skyrl.restart();
+      const second = backendFor(skyrl.url);
+      // The saved server state loads into a fresh model; steps after the checkpoint are redone, once.
+      const result = await rlRun("gppo", out, second.backend, { resume: true });
+      assert.equal(result.interrupted, false);
+      console.log(
+        `# gppo: held-out ${result.accuracyBefore} → ${result.accuracyAfter}; requests ${JSON.stringify(second.backend.client.stats)}`,
+      );
+      second.backend.client.close();
+    }
+    checkRewardRose("gppo", out);
+  });
+
+  test("RL with clip-higher through the API raises reward", async () => {
+    const out = join(skyrl.dir, "rl-clip-higher");
+    const { backend } = backendFor(skyrl.url);
+    const result = await rlRun("clip-higher", out, backend);
+    console.log(
+      `# clip-higher: held-out ${result.accuracyBefore} → ${result.accuracyAfter}; requests ${JSON.stringify(backend.client.stats)}`,
+    );
+    backend.client.close();
+    checkRewardRose("clip-higher", out);
   });
 });

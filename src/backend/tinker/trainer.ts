@@ -106,6 +106,12 @@ async function serverLogprobs(
   });
 }
 
+/** A non-negative 31-bit seed of its own for prompt i (the server draws all of a prompt's samples from it). */
+function promptSeed(seed: number, i: number): number {
+  const m = 2 ** 31;
+  return ((((Math.trunc(seed) % m) * 1_000_003 + i) % m) + m) % m;
+}
+
 /** Samples through the server's sampler from a saved sampler checkpoint (or the base model). */
 class TinkerGenerator implements Generator {
   constructor(
@@ -134,7 +140,7 @@ class TinkerGenerator implements Generator {
         temperature: params.temperature,
         topK: params.topK && params.topK > 0 ? params.topK : -1,
         topP: params.topP ?? 1,
-        seed: params.seed === undefined ? undefined : (params.seed * 1_000_003 + i) % 2 ** 31,
+        seed: params.seed === undefined ? undefined : promptSeed(params.seed, i),
         stopTokenIds: params.stopTokenIds,
       }),
     );
