@@ -7,6 +7,7 @@ import * as data from "../../src/cli/commands/data.js";
 import * as demo from "../../src/cli/commands/demo.js";
 import * as evalCmd from "../../src/cli/commands/eval.js";
 import * as rl from "../../src/cli/commands/rl.js";
+import { COMMANDS } from "../../src/cli/main.js";
 import { DATA_SUBCOMMAND_NAMES } from "../../src/data/config.js";
 import { KlearError } from "../../src/util/errors.js";
 
@@ -203,4 +204,49 @@ test("the walker reads flags inside and outside quoted commands", () => {
     "data decontam",
   );
   assert.ok(!FLAGS["data decontam"].has(old[0].flag));
+});
+
+/** The flags a command's own `--help` names: the option list of commands that export no flags(). */
+async function helpFlags(command: string): Promise<Set<string>> {
+  let text = "";
+  const log = console.log;
+  console.log = (...a: unknown[]) => (text += `${a.join(" ")}\n`);
+  try {
+    await (await COMMANDS[command]()).run(["--help"]);
+  } finally {
+    console.log = log;
+  }
+  return new Set(["--help", "-h", ...[...text.matchAll(/--[A-Za-z][\w.-]*/g)].map((m) => m[0])]);
+}
+
+test("the other commands' fix hints name only flags their own --help lists", async () => {
+  const scenarios: { command: string; argv: string[] }[] = [
+    { command: "sft", argv: [] },
+    { command: "sft", argv: ["--init", join(root, "nope")] },
+    { command: "verify math", argv: [] },
+    { command: "verify code", argv: [] },
+    { command: "report", argv: [] },
+    { command: "experiment", argv: [] },
+    { command: "experiment", argv: ["losses", "--bogus"] },
+  ].filter((s) => s.command in COMMANDS);
+  const bad: string[] = [];
+  let checked = 0;
+  for (const s of scenarios) {
+    const accepted = await helpFlags(s.command);
+    let error: unknown;
+    try {
+      await (await COMMANDS[s.command]()).run(s.argv);
+    } catch (e) {
+      error = e;
+    }
+    if (!(error instanceof KlearError)) continue; // a command that reports its usage error itself
+    for (const { flag, command } of suggestedFlags(error.fix, s.command)) {
+      checked++;
+      // A quoted command with an exact option list is checked against it, anything else against this one's help.
+      if (!(FLAGS[command] ?? accepted).has(flag))
+        bad.push(`klear ${s.command} ${s.argv.join(" ")}: hint names ${flag}: ${error.fix}`);
+    }
+  }
+  assert.deepEqual(bad, []);
+  assert.ok(checked >= 4, `only ${checked} flags were named`);
 });
