@@ -41,27 +41,6 @@ export interface OldLogprobMetrics {
   logprobDiffMean: number;
 }
 
-/** What one step's update measured, logged per step. */
-export interface UpdateMetrics extends OldLogprobMetrics {
-  pgLoss: number;
-  clipFracHigh: number;
-  clipFracLow: number;
-  dualClipFrac: number;
-  boundedGradFrac: number;
-  approxKlK1: number;
-  approxKlK3: number;
-  ratioMean: number;
-  klLoss: number;
-  ratioMax: number;
-  sftLoss: number;
-  positiveTokens: number;
-  advantageAbsMean: number;
-  gradNorm: number;
-  gradNormMax: number;
-  optimizerSteps: number;
-  skippedUpdates: number;
-}
-
 /** Token-weighted policy-loss metrics, averaged over every micro-batch of the update. */
 const WEIGHTED_KEYS = [
   "pgLoss",
@@ -73,7 +52,23 @@ const WEIGHTED_KEYS = [
   "approxKlK3",
   "ratioMean",
   "klLoss",
-] as const satisfies readonly (keyof PolicyLossMetrics & keyof UpdateMetrics)[];
+] as const satisfies readonly (keyof PolicyLossMetrics)[];
+type WeightedKey = (typeof WEIGHTED_KEYS)[number];
+
+/**
+ * What one step's update measured, logged per step: the policy loss's metrics averaged over tokens, the
+ * old-log-prob pass's, and the optimizer's.
+ */
+export interface UpdateMetrics extends OldLogprobMetrics, Pick<PolicyLossMetrics, WeightedKey> {
+  ratioMax: number;
+  sftLoss: number;
+  positiveTokens: number;
+  advantageAbsMean: number;
+  gradNorm: number;
+  gradNormMax: number;
+  optimizerSteps: number;
+  skippedUpdates: number;
+}
 
 /** A trajectory with the old (and reference) log-probs the loss compares against. */
 export interface ScoredTrajectory {
@@ -179,7 +174,7 @@ export async function policyUpdate(
   const adv = assignAdvantages(batch, s);
   const old = await oldLogprobs(policy, reference, batch, s);
 
-  const weighted: Record<(typeof WEIGHTED_KEYS)[number], number> = {
+  const weighted: Record<WeightedKey, number> = {
     pgLoss: 0,
     clipFracHigh: 0,
     clipFracLow: 0,
