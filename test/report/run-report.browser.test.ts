@@ -49,3 +49,32 @@ test("klear report opens offline in Chromium: every chart drawn with data, runs 
     await page.screenshot({ path: join(ARTIFACTS, "run-report.png"), fullPage: true });
   });
 });
+
+test("an experiment's report (klear experiment losses --preset ci) opens offline with every chart drawn", async (t) => {
+  const { main } = await import("../../src/cli/main.js");
+  const out = join(dir, "experiment");
+  const log = console.log;
+  console.log = () => {};
+  try {
+    assert.equal(
+      await main(["experiment", "losses", "--preset", "ci", "--seeds", "1", "--out", out, "--quiet"]),
+      0,
+    );
+  } finally {
+    console.log = log;
+  }
+  await withChromiumPage(t, async ({ page, errors, requests }) => {
+    await page.setViewportSize({ width: 1100, height: 900 });
+    await page.goto(pathToFileURL(join(out, "report.html")).href);
+    await page.waitForSelector("body[data-charts-ready='1']", { timeout: 20_000 });
+    assert.deepEqual(errors, []);
+    assert.deepEqual(requests, []);
+    const points = (await page.evaluate(
+      `[...document.querySelectorAll(".chart")].map((el) => Number(el.getAttribute("data-points")))`,
+    )) as number[];
+    assert.ok(points.length >= 8 && points.every((p) => p > 0), JSON.stringify(points));
+    assert.equal(await page.locator("table.extra tbody tr").count(), 3, "one summary row per loss");
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, "experiment-report.png"), fullPage: true });
+  });
+});
