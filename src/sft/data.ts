@@ -235,6 +235,8 @@ export interface ReadSftOptions extends EncodeOptions {
   maxRows: number;
   fields: SftFields;
   summary: SftDataSummary;
+  /** Called as input bytes are read (progress). */
+  onBytes?: (n: number) => void;
 }
 
 function drop(summary: SftDataSummary, d: SftDropped): void {
@@ -270,7 +272,7 @@ export async function readSftSource(
     if (opts.onBadRow === "error") throw badRowError(d);
     drop(summary, d);
   };
-  for await (const rec of readRows(source.path, { onMalformed })) {
+  for await (const rec of readRows(source.path, { onMalformed, onBytes: opts.onBytes })) {
     if (opts.maxRows > 0 && per.rows >= opts.maxRows) break;
     summary.rows++;
     per.rows++;

@@ -5,17 +5,20 @@
  * HF-loadable checkpoints in a run directory.
  */
 import { existsSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { AdamW, clipGradNorm, type LrSchedule, lrAt } from "../engine/optim.js";
 import { chatTurnEndToken } from "../model/chat.js";
 import { loadModel } from "../model/checkpoint.js";
 import type { Qwen3Model } from "../model/qwen3.js";
 import { type Tokenizer, tokenizerFromFiles } from "../model/tokenizer.js";
+import { expandRowPaths } from "../rows/index.js";
 import { readOptimizerState, readTrainerState, saveTrainingCheckpoint } from "../store/checkpoint.js";
 import { appendMetrics, type RunPaths, resumeOrCreateRun, truncateMetricsAfter } from "../store/run.js";
 import { runTrainingSteps } from "../store/steps.js";
 import { atomicWriteJsonSync } from "../util/atomic.js";
 import { ConfigError, KlearError } from "../util/errors.js";
+import { createProgress } from "../util/progress.js";
 import { parseSftConfig, type SftConfig } from "./config.js";
 import {
   checkSomeRowsKept,
@@ -141,6 +144,7 @@ async function loadData(
   config: SftConfig,
   tokenizer: Tokenizer,
   log: (line: string) => void,
+  quiet: boolean,
 ): Promise<{
   examples: SftExample[];
   sources: { indexes: number[]; weight: number }[];
@@ -160,15 +164,26 @@ async function loadData(
   const summary = emptySummary();
   const examples: SftExample[] = [];
   const perSource: number[][] = [];
-  for (const source of d.sources) {
-    const rows = await readSftSource(tokenizer, source, { ...readOpts, summary });
-    perSource.push(rows.map((_, i) => examples.length + i));
-    examples.push(...rows);
+  const heldOutFiles = typeof d.heldOut === "string" ? [d.heldOut] : d.heldOut;
+  let totalBytes = 0;
+  for (const file of await expandRowPaths([...d.sources.flatMap((s) => s.path), ...heldOutFiles])) {
+    totalBytes += (await stat(file)).size;
+  }
+  const progress = createProgress("sft data", totalBytes, { unit: "bytes", silent: quiet });
+  const onBytes = (n: number) => progress.tick(n, { rows: summary.rows });
+  try {
+    for (const source of d.sources) {
+      const rows = await readSftSource(tokenizer, source, { ...readOpts, summary, onBytes });
+      perSource.push(rows.map((_, i) => examples.length + i));
+      examples.push(...rows);
+    }
+    progress.update(totalBytes, { rows: summary.rows });
+  } finally {
+    progress.stop();
   }
   checkSomeRowsKept(summary, "klear sft data");
   log(`data: ${describeSummary(summary)}`);
   let heldOut: SftExample[] = [];
-  const heldOutFiles = typeof d.heldOut === "string" ? [d.heldOut] : d.heldOut;
   if (heldOutFiles.length > 0) {
     const hs = emptySummary();
     heldOut = await readSftSource(
@@ -448,7 +463,7 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
     config.render.template === "chat" && config.render.turnEndAsEos
       ? withTurnEndAsEos(loaded.tokenizer, log)
       : loaded.tokenizer;
-  const data = await loadData(config, tokenizer, log);
+  const data = await loadData(config, tokenizer, log, opts.quiet === true);
   atomicWriteJsonSync(join(paths.dir, DATA_SUMMARY_FILE), data.summary);
   const fingerprint = {
     rows: data.sources.reduce((n, s) => n + s.indexes.length, 0),
