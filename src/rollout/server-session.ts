@@ -109,7 +109,7 @@ export class ServerSession {
   }
 
   /** A session for one run from its `rollout.server` config (versions under `runDir` unless weightsDir is set). */
-  static forRun(
+  static async forRun(
     config: RolloutServerConfig,
     runDir: string,
     policy: Partial<HandoffPolicy> & Pick<HandoffPolicy, "logprobs">,

@@ -19,7 +19,7 @@ export interface FakeServer {
 }
 
 export async function startFakeServer(
-  opts: { vocab?: number; slowMs?: number; model?: string } = {},
+  opts: { vocab?: number; slowMs?: number; model?: string; tokenize?: (text: string) => number[] } = {},
 ): Promise<FakeServer> {
   const vocab = opts.vocab ?? 300;
   const model = opts.model ?? "fake";
@@ -108,7 +108,10 @@ export async function startFakeServer(
       state.adminCalls.push(path);
       if (path === "/health") return json(200, {});
       if (path === "/v1/models") return json(200, { data: [{ id: model }] });
-      if (path === "/tokenize") return json(200, { tokens: [...Buffer.from(String(body.prompt))] });
+      if (path === "/tokenize") {
+        const text = String(body.prompt);
+        return json(200, { tokens: opts.tokenize ? opts.tokenize(text) : [...Buffer.from(text)] });
+      }
       if (path === "/collective_rpc") {
         state.version++;
         return json(200, { results: [null] });
