@@ -69,7 +69,9 @@ export const RolloutServerConfigSchema = z
       .positive()
       .nullable()
       .default(1e-3)
-      .describe("max |Δ log p| on the probe between server and trainer before sampling; null = no check"),
+      .describe(
+        "max |Δ log p| on the probe between server and trainer, before and after each step samples; null = no check",
+      ),
     tisCap: z
       .number()
       .positive()
