@@ -154,6 +154,12 @@ describe("tinker backend", () => {
       server.log.slice(from).filter((l) => l.route === "/api/v1/save_weights_for_sampler").length,
       1,
     );
+    // The server draws sample k from seed + k, so prompts are spaced n = 2 apart: no shared streams.
+    const seeds = server.log
+      .slice(from)
+      .filter((l) => l.route === "/api/v1/asample")
+      .map((l) => (l.json as { sampling_params: { seed: number } }).sampling_params.seed);
+    assert.deepEqual(seeds.slice(0, 2).sort(), [5_000_015, 5_000_017]);
     const sample = server.log.slice(from).find((l) => l.route === "/api/v1/asample")!.json as {
       sampling_params: unknown;
     };

@@ -106,10 +106,13 @@ async function serverLogprobs(
   });
 }
 
-/** A non-negative 31-bit seed of its own for prompt i (the server draws all of a prompt's samples from it). */
-function promptSeed(seed: number, i: number): number {
+/**
+ * Prompt i's seed: the server draws sample k of a request from seed + k (SkyRL, like vLLM), so prompts are
+ * spaced n apart and no two samples of a batch share a stream (31-bit, non-negative).
+ */
+function promptSeed(seed: number, i: number, n: number): number {
   const m = 2 ** 31;
-  return ((((Math.trunc(seed) % m) * 1_000_003 + i) % m) + m) % m;
+  return ((((Math.trunc(seed) % m) * 1_000_003) % m) + i * n + m) % m;
 }
 
 /** Samples through the server's sampler from a saved sampler checkpoint (or the base model). */
@@ -140,7 +143,7 @@ class TinkerGenerator implements Generator {
         temperature: params.temperature,
         topK: params.topK && params.topK > 0 ? params.topK : -1,
         topP: params.topP ?? 1,
-        seed: params.seed === undefined ? undefined : promptSeed(params.seed, i),
+        seed: params.seed === undefined ? undefined : promptSeed(params.seed, i, n),
         stopTokenIds: params.stopTokenIds,
       }),
     );
