@@ -59,15 +59,16 @@ interface MathSpec {
   steps: MathStep[];
 }
 
+// Short prompts: a tiny byte-level model must copy every number into its reasoning, and each prompt byte costs.
 function mathPrompt(s: MathSpec): string {
   const [first, ...rest] = s.steps;
-  let text: string;
-  if (first.op === "*") text = `${s.name} has ${s.start} bags of ${first.operand} ${s.item}s`;
-  else
-    text = `${s.name} has ${s.start} ${s.item}s and ${first.op === "+" ? "gets" : "gives away"} ${first.operand}`;
-  for (const st of rest)
-    text += st.op === "+" ? `, then gets ${st.operand} more` : `, then gives away ${st.operand}`;
-  return `${text}. How many ${s.item}s now?`;
+  const verb = (st: MathStep) => (st.op === "+" ? "gets" : "loses");
+  let text =
+    first.op === "*"
+      ? `${s.name} has ${s.start} bags of ${first.operand} ${s.item}s`
+      : `${s.name} has ${s.start} ${s.item}s and ${verb(first)} ${first.operand}`;
+  for (const st of rest) text += `, then ${verb(st)} ${st.operand}`;
+  return `${text}. How many now?`;
 }
 
 function applyStep(value: number, st: MathStep): number {
@@ -127,60 +128,60 @@ const CODE_FAMILIES: readonly CodeFamily[] = [
   {
     id: "add-k",
     level: 1,
-    prompt: (k) => `Read an integer n and print n plus ${k}.`,
-    plan: "read n, add the constant",
-    program: (k) => `n = int(input())\nprint(n + ${k})`,
-    wrong: (k) => `n = int(input())\nprint(n + ${k + 1})`,
+    prompt: (k) => `Read n, print n plus ${k}.`,
+    plan: "add",
+    program: (k) => `print(int(input())+${k})`,
+    wrong: (k) => `print(int(input())+${k + 1})`,
     input: (rng) => String(rng.int(100)),
     output: (i, k) => String(ints(i)[0] + k),
   },
   {
     id: "mul-k",
     level: 1,
-    prompt: (k) => `Read an integer n and print n times ${k}.`,
-    plan: "read n, multiply by the constant",
-    program: (k) => `n = int(input())\nprint(n * ${k})`,
-    wrong: (k) => `n = int(input())\nprint(n + ${k})`,
+    prompt: (k) => `Read n, print n times ${k}.`,
+    plan: "multiply",
+    program: (k) => `print(int(input())*${k})`,
+    wrong: (k) => `print(int(input())+${k})`,
     input: (rng) => String(rng.int(100)),
     output: (i, k) => String(ints(i)[0] * k),
   },
   {
     id: "sum2-k",
     level: 2,
-    prompt: (k) => `Read two integers a and b and print a + b + ${k}.`,
-    plan: "read a and b, add them and the constant",
-    program: (k) => `a, b = map(int, input().split())\nprint(a + b + ${k})`,
-    wrong: (k) => `a, b = map(int, input().split())\nprint(a - b + ${k})`,
+    prompt: (k) => `Read a b, print a+b+${k}.`,
+    plan: "add both",
+    program: (k) => `a,b=map(int,input().split())\nprint(a+b+${k})`,
+    wrong: (k) => `a,b=map(int,input().split())\nprint(a-b+${k})`,
     input: twoInts,
     output: (i, k) => String(ints(i)[0] + ints(i)[1] + k),
   },
   {
     id: "max2-k",
     level: 2,
-    prompt: (k) => `Read two integers and print the larger one plus ${k}.`,
-    plan: "read both, take the max, add the constant",
-    program: (k) => `a, b = map(int, input().split())\nprint(max(a, b) + ${k})`,
-    wrong: (k) => `a, b = map(int, input().split())\nprint(min(a, b) + ${k})`,
+    prompt: (k) => `Read a b, print the larger plus ${k}.`,
+    plan: "max",
+    program: (k) => `print(max(map(int,input().split()))+${k})`,
+    wrong: (k) => `print(min(map(int,input().split()))+${k})`,
     input: twoInts,
     output: (i, k) => String(Math.max(...ints(i)) + k),
   },
   {
     id: "sumlist-k",
     level: 3,
-    prompt: (k) => `Read a line of integers and print their sum times ${k}.`,
-    plan: "read the list, sum it, multiply by the constant",
-    program: (k) => `xs = list(map(int, input().split()))\nprint(sum(xs) * ${k})`,
-    wrong: (k) => `xs = list(map(int, input().split()))\nprint(max(xs) * ${k})`,
+    prompt: (k) => `Read a list, print its sum times ${k}.`,
+    plan: "sum, multiply",
+    program: (k) => `print(sum(map(int,input().split()))*${k})`,
+    wrong: (k) => `print(max(map(int,input().split()))*${k})`,
     input: (rng) => Array.from({ length: 2 + rng.int(4) }, () => rng.int(20)).join(" "),
     output: (i, k) => String(ints(i).reduce((a, b) => a + b, 0) * k),
   },
   {
     id: "repeat-k",
     level: 3,
-    prompt: (k) => `Read a word and print it repeated ${k} times.`,
-    plan: "read the word, repeat it",
-    program: (k) => `s = input()\nprint(s * ${k})`,
-    wrong: (k) => `s = input()\nprint(s * ${k + 1})`,
+    prompt: (k) => `Read a word, print it ${k} times.`,
+    plan: "repeat",
+    program: (k) => `print(input()*${k})`,
+    wrong: (k) => `print(input()*${k + 1})`,
     input: (rng) => Array.from({ length: 1 + rng.int(4) }, () => "abcxyz"[rng.int(6)]).join(""),
     output: (i, k) => i.trim().repeat(k),
   },
