@@ -34,4 +34,35 @@ export {
   parseDemoConfig,
   resolveDemoConfig,
 } from "./demo-config.js";
+export type { RecipeDemoOptions, RecipeDemoResult, RecipeEvalSummary } from "./recipe-demo.js";
+export {
+  evaluateRecipe,
+  recipeBenchmarks,
+  recipeExperiment,
+  recipeResultLines,
+  runRecipeDemo,
+  runRecipeSft,
+  writeRecipeData,
+} from "./recipe-demo.js";
+export type { RecipeDemoConfig, RecipeDemoPresetName } from "./recipe-demo-config.js";
+export {
+  describeRecipeDemoConfig,
+  parseRecipeDemoConfig,
+  RECIPE_DEMO_PRESET_NAMES,
+  RECIPE_DEMO_PRESETS,
+  RecipeDemoConfigSchema,
+  recipeRlConfig,
+  recipeSftConfig,
+  resolveRecipeDemoConfig,
+} from "./recipe-demo-config.js";
+export type { RecipeKind, RecipeProblem, RecipeSplit, TeacherSolution } from "./recipe-problems.js";
+export { recipeSplit } from "./recipe-problems.js";
+export type { RewardCallCounts } from "./recipe-task.js";
+export {
+  RECIPE_CHAT_TEMPLATE,
+  RewardCallCounter,
+  recipePromptText,
+  recipeRlTask,
+  recipeTokenizer,
+} from "./recipe-task.js";
 export { arithmeticOptionsOf, arithmeticRlTask, rlTaskFromConfig } from "./rl-tasks.js";

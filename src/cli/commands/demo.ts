@@ -1,10 +1,10 @@
-import { demoResultLine, demoRlResultLine, runDemo } from "../../tasks/demo.js";
+import { recipeResultLines, runRecipeDemo } from "../../tasks/recipe-demo.js";
 import {
-  DEMO_PRESET_NAMES,
-  DemoConfigSchema,
-  describeDemoConfig,
-  resolveDemoConfig,
-} from "../../tasks/demo-config.js";
+  describeRecipeDemoConfig,
+  RECIPE_DEMO_PRESET_NAMES,
+  RecipeDemoConfigSchema,
+  resolveRecipeDemoConfig,
+} from "../../tasks/recipe-demo-config.js";
 import {
   acceptedFlags,
   defaultRunDir,
@@ -14,33 +14,33 @@ import {
 } from "../../util/config.js";
 
 export const summary =
-  "the recipe in miniature: SFT a tiny Qwen3 from scratch on synthetic arithmetic, then GPPO RL (CPU, ~2–3 min)";
+  "the Klear recipe in miniature: SFT a tiny Qwen3 on math + code teacher traces, eval, GPPO RL with the verifier and sandbox, eval, report (CPU, minutes)";
 
 const USAGE = `usage: klear demo [--preset NAME] [--config FILE.json] [--a.b=VALUE ...] [--out DIR] [--resume] [--quiet]
 
-The Klear recipe in miniature, on a synthetic arithmetic task (add a few one-digit numbers with a
-running-sum chain of thought and a \\boxed{} answer):
-  phase 1  supervised fine-tuning of a tiny Qwen3 from scratch on teacher solutions, half of which have a
-           wrong step (task.teacherNoise); checkpoints in DIR/checkpoints
-  phase 2  GPPO RL from the SFT checkpoint with the verifier's ±1 reward (the rl.* fields, \`klear rl\`'s
-           tiny-cpu defaults); a run directory of its own in DIR/rl.  --rl.steps=0 skips it.
-Greedy held-out accuracy is measured before training, after SFT and after RL, each on the checkpoint
-reloaded from disk; the demo ends by sampling from the final checkpoint. --resume continues whichever
-phase was interrupted.
+The Klear recipe in miniature, on the real components, from nothing (docs/demo.md):
+  data     synthetic math word problems (3 levels, answered in \\boxed{}) and stdin/stdout programs with
+           tests; a programmatic teacher writes <think> traces, some wrong (data.teacherNoise): DIR/data
+  sft      a fresh tiny Qwen3 (byte tokenizer, a small chat template) trained by klear sft: DIR/sft
+  eval     held-out math and code through the eval harness (avg@k, pass@k, maj@k, CIs): DIR/eval-sft
+  rl       GPPO from the SFT checkpoint: math verifier and code sandbox rewards, dynamic sampling, the
+           positive-sample SFT term (the rl.* fields): DIR/rl.  --rl.steps=0 skips it.
+  eval     again on the RL checkpoint: DIR/eval-rl
+  report   DIR/report.html (its path is printed)
+--resume continues whichever phase was interrupted.
 
 options:
-  --preset NAME       starting config: ${DEMO_PRESET_NAMES.join(", ")} (default tiny-cpu)
+  --preset NAME       starting config: ${RECIPE_DEMO_PRESET_NAMES.join(", ")} (default tiny-cpu)
   --config FILE.json  fields to change, layered over the preset
-  --a.b=VALUE         change one field (e.g. --train.steps=100, --rl.steps=0, --seed=3), layered last
+  --a.b=VALUE         change one field (e.g. --sft.steps=100, --rl.steps=0, --seed=3), layered last
   --out DIR           run directory (default runs/demo-<UTC timestamp>)
-  --resume            continue the run in --out from its last checkpoint, with its saved config
-  --quiet             no progress bar
+  --resume            continue the run in --out, with its saved config
+  --quiet             no progress bars
 
 The last lines are
   RESULT demo-rl klear=<accuracy after RL> peer=<after SFT> unit=accuracy ratio=<r>     (when RL ran)
-  RESULT demo klear=<final held-out accuracy> peer=<accuracy before training> unit=accuracy ratio=<r>
-with r = (after + 1/N) / (before + 1/N) over N held-out problems (> 1 means training helped; the 1/N
-keeps it finite when the untrained model scores 0).
+  RESULT demo klear=<final accuracy> peer=<after SFT> unit=accuracy ratio=<r> math_sft=… math_rl=… code_sft=… code_rl=… minutes=…
+with accuracy = avg@k over all held-out problems and r = (klear + 1/N) / (peer + 1/N) over N of them.
 
 config fields (default = tiny-cpu):
 `;
@@ -50,33 +50,31 @@ export const COMMAND_LINE: Omit<RunCommandOptions, "help"> = { topLevelFields: [
 
 /** Every flag `klear demo` accepts (a fix hint may name only these). */
 export function flags(): Set<string> {
-  return acceptedFlags(DemoConfigSchema, COMMAND_LINE);
+  return acceptedFlags(RecipeDemoConfigSchema, COMMAND_LINE);
 }
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseRunCommandArgs("demo", argv, {
     ...COMMAND_LINE,
-    help: () => USAGE + describeDemoConfig(),
+    help: () => USAGE + describeRecipeDemoConfig(),
   });
   if (!args) return 0;
   const { values, overrides } = args;
-  const config = resolveDemoConfig({
+  const config = resolveRecipeDemoConfig({
     preset: values.preset as string | undefined,
     configFile: values.config as string | undefined,
     overrides,
   });
   const out = (values.out as string | undefined) ?? defaultRunDir("demo");
   return withGracefulStop("demo", async (shouldStop) => {
-    const result = await runDemo(config, {
+    const result = await runRecipeDemo(config, {
       out,
       resume: values.resume === true,
       quiet: values.quiet === true,
       shouldStop,
     });
     if (result.interrupted) return 130;
-    const rlLine = demoRlResultLine(result);
-    if (rlLine) console.log(rlLine);
-    console.log(demoResultLine(result));
+    for (const line of recipeResultLines(result, config.data.heldOutSize)) console.log(line);
     return 0;
   });
 }
