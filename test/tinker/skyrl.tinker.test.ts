@@ -36,12 +36,12 @@ function backendFor(url: string, eps = 1e-8, beta1 = 0.9) {
 }
 
 /**
- * A task a random tiny byte-level model can learn: one prompt, the reward the share of lowercase letters in
- * the response (about 26/261 at random). With one prompt, the reward of successive steps compares like
- * with like, so its rise is the policy's.
+ * A task a random tiny byte-level model can learn: one prompt, a one-token response, reward 1 when it is a
+ * lowercase letter (about 26/261 at random). Its expected reward is exactly P(a–z | prompt), which a
+ * forward over the 26 letters measures without sampling noise.
  */
 function lettersTask(): RlTask {
-  const prompt = (i: number): RlPrompt => ({ id: `p${i}`, text: "A", tokens: [257, 65], answer: "" });
+  const prompt = (i: number): RlPrompt => ({ id: `p${i}`, text: "A", tokens: PROMPT, answer: "" });
   return {
     name: "letters",
     heldOut: Array.from({ length: 8 }, (_, i) => prompt(1000 + i)),
@@ -62,18 +62,18 @@ function rlConfig(init: string, lossName: string, steps: number) {
       checkpointEvery: "2",
       "rollout.genBatchPrompts": "8",
       "rollout.trainBatchPrompts": "8",
-      "rollout.n": "4",
-      "rollout.maxNewTokens": "8",
+      "rollout.n": "8",
+      "rollout.maxNewTokens": "1",
       "loss.name": lossName,
       "groupFilter.metric": "reward",
       "update.miniBatchPrompts": "8",
-      "update.microBatchSize": "16",
-      "optimizer.lr": "0.02",
+      "update.microBatchSize": "64",
+      "optimizer.lr": "0.03",
       "optimizer.warmupSteps": "0",
       "optimizer.weightDecay": "0",
       "eval.temperature": "1",
       "eval.topP": "1",
-      "eval.maxNewTokens": "8",
+      "eval.maxNewTokens": "1",
     },
   });
 }
@@ -86,8 +86,18 @@ function stepRewards(runDir: string): { step: number; rewardMean: number }[] {
     .filter((m) => m.phase === undefined && typeof m.rewardMean === "number");
 }
 
-const RL_STEPS = 8;
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const RL_STEPS = 6;
+const PROMPT = [257, 65];
+const LETTERS = Array.from({ length: 26 }, (_, k) => ({ promptTokens: PROMPT, responseTokens: [97 + k] }));
+
+/** The task's expected reward under the policy saved in `checkpoint`: P(first token ∈ a–z). */
+async function expectedReward(url: string, checkpoint: string): Promise<number> {
+  const { backend, optimizer } = backendFor(url);
+  const policy = await backend.openPolicy(checkpoint, { optimizer });
+  const lp = await policy.logprobs(LETTERS, { temperature: 1 });
+  backend.client.close();
+  return lp.reduce((a, l) => a + Math.exp(l.logp[0]), 0);
+}
 
 describe("SkyRL Tinker server", { skip: skip ?? false, timeout: 2_400_000 }, () => {
   let skyrl: SkyrlUnderTest;
@@ -210,24 +220,29 @@ describe("SkyRL Tinker server", { skip: skip ?? false, timeout: 2_400_000 }, () 
     });
   }
 
-  function checkRewardRose(lossName: string, out: string) {
+  async function checkRewardRose(lossName: string, out: string, finalCheckpoint: string) {
     const steps = stepRewards(out);
     const rewards = steps.map((m) => m.rewardMean);
-    console.log(`# ${lossName}: reward per step ${rewards.map((r) => r.toFixed(3)).join(" ")}`);
     assert.deepEqual(
       steps.map((m) => m.step),
       Array.from({ length: RL_STEPS }, (_, i) => i + 1),
       "every step once",
     );
-    assert.ok(mean(rewards.slice(-3)) > mean(rewards.slice(0, 3)) + 0.05, `reward did not rise: ${rewards}`);
+    const before = await expectedReward(skyrl.url, skyrl.modelDir);
+    const after = await expectedReward(skyrl.url, finalCheckpoint);
+    console.log(
+      `# ${lossName}: sampled reward per step ${rewards.map((r) => r.toFixed(3)).join(" ")}; expected reward ${before.toFixed(4)} → ${after.toFixed(4)}`,
+    );
+    assert.ok(after > before * 1.03, `expected reward did not rise: ${before} → ${after}`);
   }
 
   test("RL with GPPO through the API raises reward, and survives the server killed mid-run", async () => {
     const out = join(skyrl.dir, "rl-gppo");
     const first = backendFor(skyrl.url);
+    let finalCheckpoint: string;
     if (!skyrl.kill || !skyrl.restart) {
       console.log("# reusing an outside server (KLEAR_TEST_TINKER_URL): not killing it");
-      await rlRun("gppo", out, first.backend);
+      finalCheckpoint = (await rlRun("gppo", out, first.backend)).checkpoint;
     } else {
       let killed = false;
       const kill = skyrl.kill;
@@ -250,12 +265,13 @@ describe("SkyRL Tinker server", { skip: skip ?? false, timeout: 2_400_000 }, () 
       // The saved server state loads into a fresh model; steps after the checkpoint are redone, once.
       const result = await rlRun("gppo", out, second.backend, { resume: true });
       assert.equal(result.interrupted, false);
+      finalCheckpoint = result.checkpoint;
       console.log(
         `# gppo: held-out ${result.accuracyBefore} → ${result.accuracyAfter}; requests ${JSON.stringify(second.backend.client.stats)}`,
       );
       second.backend.client.close();
     }
-    checkRewardRose("gppo", out);
+    await checkRewardRose("gppo", out, finalCheckpoint);
   });
 
   test("RL with clip-higher through the API raises reward", async () => {
@@ -266,6 +282,6 @@ describe("SkyRL Tinker server", { skip: skip ?? false, timeout: 2_400_000 }, () 
       `# clip-higher: held-out ${result.accuracyBefore} → ${result.accuracyAfter}; requests ${JSON.stringify(backend.client.stats)}`,
     );
     backend.client.close();
-    checkRewardRose("clip-higher", out);
+    await checkRewardRose("clip-higher", out, result.checkpoint);
   });
 });
