@@ -7,15 +7,12 @@
 import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { AdamW, clipGradNorm, type LrSchedule, lrAt } from "../engine/optim.js";
 import { chatTurnEndToken } from "../model/chat.js";
 import { loadModel } from "../model/checkpoint.js";
-import type { Qwen3Model } from "../model/qwen3.js";
 import { type Tokenizer, tokenizerFromFiles } from "../model/tokenizer.js";
 import { expandRowPaths } from "../rows/index.js";
-import { readOptimizerState, readTrainerState, saveTrainingCheckpoint } from "../store/checkpoint.js";
+import { readTrainerState } from "../store/checkpoint.js";
 import { appendMetrics, type RunPaths, resumeOrCreateRun, truncateMetricsAfter } from "../store/run.js";
-import { runTrainingSteps } from "../store/steps.js";
 import { atomicWriteJsonSync } from "../util/atomic.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 import { createProgress } from "../util/progress.js";
@@ -28,7 +25,18 @@ import {
   type SftDataSummary,
   type SftExample,
 } from "./data.js";
-import { buildBatch, epochRows, packRows, type WeightedSource } from "./pack.js";
+import { heldOutLoss } from "./loss.js";
+import { epochRows } from "./pack.js";
+import { trainSftSteps } from "./step-loop.js";
+
+export { heldOutLoss, sftStepGradients } from "./loss.js";
+export {
+  type SftLoopState,
+  type SftStepMetrics,
+  type SftStepsOptions,
+  type SftStepsOutcome,
+  trainSftSteps,
+} from "./step-loop.js";
 
 /** What reading the data found (rows kept, truncated, dropped per cause, the first drops), in the run folder. */
 export const DATA_SUMMARY_FILE = "data_summary.json";
@@ -70,22 +78,6 @@ interface SftTrainerState {
   heldOutLossBefore: number | null;
   /** Rows and tokens trained on, so a resume over changed data is refused rather than silently different. */
   fingerprint: { rows: number; tokens: number; heldOut: number };
-}
-
-/** One optimizer step's line in metrics.jsonl. */
-export interface SftStepMetrics {
-  step: number;
-  epoch: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  lossTokens: number;
-  tokens: number;
-  sequences: number;
-  paddingFraction: number;
-  tokensPerSecond: number;
-  stepSeconds: number;
-  heldOutLoss?: number;
 }
 
 function fmt(x: number | null, digits = 4): string {
@@ -203,248 +195,6 @@ async function loadData(
   }
   const sources = perSource.map((indexes, s) => ({ indexes, weight: d.sources[s].weight }));
   return { examples, sources, heldOut, summary };
-}
-
-/** Every step's packed sequences (row indexes), all epochs in order: a pure function of the data and seed. */
-function planSteps(config: SftConfig, examples: readonly SftExample[], sources: readonly WeightedSource[]) {
-  const steps: { epoch: number; sequences: number[][] }[] = [];
-  const S = config.train.sequencesPerStep;
-  for (let epoch = 0; epoch < config.train.epochs; epoch++) {
-    const order = epochRows(sources, config.seed, epoch, config.train.shuffle);
-    const bins = packRows(order, (r) => examples[r].ids.length, {
-      ...config.pack,
-      seed: config.seed,
-      epoch,
-      shuffle: config.train.shuffle,
-    });
-    for (let i = 0; i < bins.length; i += S) steps.push({ epoch, sequences: bins.slice(i, i + S) });
-  }
-  const max = config.train.maxSteps;
-  return max > 0 ? steps.slice(0, max) : steps;
-}
-
-function lossTokensOf(e: SftExample): number {
-  let n = 0;
-  for (let p = 1; p < e.lossMask.length; p++) n += e.lossMask[p];
-  return n;
-}
-
-/** Token-mean NLL of the held-out rows (packed as in training, in micro-batches). */
-export function heldOutLoss(
-  model: Qwen3Model,
-  rows: readonly SftExample[],
-  config: SftConfig,
-  padId: number,
-): number | null {
-  if (rows.length === 0) return null;
-  const bins = packRows(
-    rows.map((_, i) => i),
-    (r) => rows[r].ids.length,
-    { ...config.pack, seed: config.seed, epoch: -1 },
-  );
-  let sum = 0;
-  let count = 0;
-  for (let i = 0; i < bins.length; i += config.train.microSequences) {
-    const { batch } = buildBatch(
-      bins.slice(i, i + config.train.microSequences).map((b) => b.map((r) => rows[r])),
-      padId,
-    );
-    const { logp } = model.logprobs(batch, { recompute: config.train.recompute });
-    for (let k = 0; k < logp.length; k++) {
-      if (batch.targets[k] >= 0) {
-        sum -= logp[k];
-        count++;
-      }
-    }
-  }
-  return count > 0 ? sum / count : null;
-}
-
-/**
- * One optimizer step: token-mean NLL over all of the step's sequences, accumulated micro-batch by micro-batch
- * with the step's total loss-token count as the divisor, so the gradient is the same for any split.
- */
-export function sftStepGradients(
-  model: Qwen3Model,
-  sequences: readonly (readonly SftExample[])[],
-  microSequences: number,
-  padId: number,
-  opts: { recompute?: boolean } = {},
-): { loss: number; lossTokens: number; realTokens: number; computedTokens: number } {
-  const lossTokens = sequences.reduce((n, seq) => n + seq.reduce((m, e) => m + lossTokensOf(e), 0), 0);
-  // Similar lengths share a micro-batch, so little is padded; the order does not change the sum.
-  const bySize = [...sequences].sort(
-    (a, b) => b.reduce((n, e) => n + e.ids.length, 0) - a.reduce((n, e) => n + e.ids.length, 0),
-  );
-  model.zeroGrad();
-  let loss = 0;
-  let realTokens = 0;
-  let computedTokens = 0;
-  for (let i = 0; i < bySize.length; i += microSequences) {
-    const built = buildBatch(bySize.slice(i, i + microSequences), padId);
-    if (built.lossTokens === 0) continue;
-    loss += model.lossAndBackward(built.batch, { tokenCount: lossTokens, recompute: opts.recompute }).loss;
-    realTokens += built.realTokens;
-    computedTokens += built.batch.batchSize * built.batch.seqLen;
-  }
-  return { loss, lossTokens, realTokens, computedTokens };
-}
-
-/** What the step loop needs of its caller's trainer state (the caller may keep more in it). */
-export interface SftLoopState {
-  step: number;
-  firstLoss: number | null;
-}
-
-export interface SftStepsOptions<S extends SftLoopState> {
-  /** Progress-bar label. */
-  label: string;
-  paths: RunPaths;
-  /** The seed and the pack, train, optimizer, evalEvery and checkpointEvery sections are used. */
-  config: SftConfig;
-  model: Qwen3Model;
-  tokenizer: Tokenizer;
-  examples: readonly SftExample[];
-  /** Training rows per source (indexes into `examples`) with their mixing weights. */
-  sources: readonly WeightedSource[];
-  /** Rows for the held-out loss (none: no held-out loss is logged). */
-  heldOut: readonly SftExample[];
-  /** The trainer state: step 0 for a new run, else the resumed checkpoint's; updated as steps finish. */
-  state: S;
-  /** The checkpoint being resumed (its optimizer moments are restored), or null. */
-  resumeFrom: { step: number; path: string } | null;
-  quiet?: boolean;
-  shouldStop?: () => boolean;
-  log: (line: string) => void;
-}
-
-export interface SftStepsOutcome {
-  step: number;
-  totalSteps: number;
-  interrupted: boolean;
-  trainSeconds: number;
-  checkpoint: string;
-  lastLoss: number | null;
-  heldOutLossAfter: number | null;
-  /** Padding positions over all computed positions, averaged over this process's steps. */
-  paddingFraction: number;
-  tokensPerSecond: number;
-}
-
-/**
- * The one SFT step loop (used by `klear sft` and the demo's supervised phase): the seeded plan of packed
- * sequences over all epochs, one optimizer step per planned batch, metrics per step, held-out loss every
- * `evalEvery` steps and after the last, resumable checkpoints holding `state`. Appends to the run's metrics.
- */
-export async function trainSftSteps<S extends SftLoopState>(
-  opts: SftStepsOptions<S>,
-): Promise<SftStepsOutcome> {
-  const { config, model, tokenizer, examples, heldOut, state, paths } = opts;
-  const plan = planSteps(config, examples, opts.sources);
-  const params = model.parameters();
-  const optimizer = new AdamW(params, {
-    lr: config.optimizer.lr,
-    beta1: config.optimizer.beta1,
-    beta2: config.optimizer.beta2,
-    eps: config.optimizer.eps,
-    weightDecay: config.optimizer.weightDecay,
-    // Norm gains stay undecayed, as in most LM recipes.
-    decay: (_name, p) => p.shape.length >= 2,
-  });
-  if (opts.resumeFrom) await readOptimizerState(opts.resumeFrom.path, optimizer, state.step);
-  const padId = tokenizer.padTokenId;
-  const total = plan.length;
-  const warmupSteps = config.optimizer.warmupSteps ?? Math.round(config.optimizer.warmupRatio * total);
-  const schedule: LrSchedule = {
-    kind: "cosine",
-    warmupSteps,
-    totalSteps: total,
-    minLrRatio: config.optimizer.minLrRatio,
-  };
-  let lastLoss: number | null = null;
-  let heldOutAfter: number | null = null;
-  let padSum = 0;
-  let tokSum = 0;
-  let secSum = 0;
-  let stepsHere = 0;
-  const evalEvery = config.evalEvery;
-  const outcome = await runTrainingSteps({
-    label: opts.label,
-    runDir: paths.dir,
-    startStep: state.step,
-    total,
-    checkpointEvery: config.checkpointEvery,
-    savedStep: opts.resumeFrom?.step ?? null,
-    quiet: opts.quiet,
-    shouldStop: opts.shouldStop,
-    log: opts.log,
-    runStep: async () => {
-      const t0 = performance.now();
-      const planned = plan[state.step];
-      const sequences = planned.sequences.map((rows) => rows.map((r) => examples[r]));
-      const g = sftStepGradients(model, sequences, config.train.microSequences, padId, {
-        recompute: config.train.recompute,
-      });
-      const gradNorm = clipGradNorm(params, config.optimizer.gradClip);
-      // lrAt counts from 0, so step k (1-based) uses the rate at k: warmup starts above zero.
-      const lr = lrAt(schedule, config.optimizer.lr, state.step + 1);
-      optimizer.step(lr);
-      state.step++;
-      state.firstLoss ??= g.loss;
-      lastLoss = g.loss;
-      const stepSeconds = (performance.now() - t0) / 1000;
-      const metrics: SftStepMetrics = {
-        step: state.step,
-        epoch: planned.epoch,
-        loss: g.loss,
-        lr,
-        gradNorm,
-        lossTokens: g.lossTokens,
-        tokens: g.realTokens,
-        sequences: sequences.length,
-        paddingFraction: g.computedTokens > 0 ? 1 - g.realTokens / g.computedTokens : 0,
-        tokensPerSecond: g.realTokens / stepSeconds,
-        stepSeconds,
-      };
-      if ((evalEvery > 0 && state.step % evalEvery === 0) || state.step === total) {
-        const h = heldOutLoss(model, heldOut, config, padId);
-        if (h !== null) metrics.heldOutLoss = h;
-        if (state.step === total) heldOutAfter = h;
-      }
-      appendMetrics(paths, { ...metrics });
-      padSum += metrics.paddingFraction;
-      tokSum += g.realTokens;
-      secSum += stepSeconds;
-      stepsHere++;
-      const show: Record<string, string | number> = {
-        loss: g.loss.toFixed(3),
-        "tok/s": Math.round(metrics.tokensPerSecond),
-      };
-      if (metrics.heldOutLoss !== undefined) show.heldOut = metrics.heldOutLoss.toFixed(3);
-      return { step: state.step, show };
-    },
-    save: async (step) => {
-      await saveTrainingCheckpoint(paths, step, {
-        payload: { model, tokenizer, optimizer },
-        trainerState: { ...state },
-      });
-    },
-  });
-  // A resumed run whose last step was already done still reports the final held-out loss.
-  if (!outcome.interrupted && heldOutAfter === null && state.step === total) {
-    heldOutAfter = heldOutLoss(model, heldOut, config, padId);
-  }
-  return {
-    step: outcome.step,
-    totalSteps: total,
-    interrupted: outcome.interrupted,
-    trainSeconds: outcome.trainSeconds,
-    checkpoint: outcome.checkpoint,
-    lastLoss,
-    heldOutLossAfter: heldOutAfter,
-    paddingFraction: stepsHere > 0 ? padSum / stepsHere : 0,
-    tokensPerSecond: secSum > 0 ? tokSum / secSum : 0,
-  };
 }
 
 /** Runs (or resumes) SFT to the end of its plan or until `shouldStop`; the final checkpoint is always saved. */
