@@ -90,7 +90,11 @@ export class ServerProcess {
   /** Starts the command and resolves once every endpoint answers /health. */
   static async start(opts: ServerProcessOptions): Promise<ServerProcess> {
     const out = opts.logFile ? openSync(opts.logFile, "a") : "inherit";
-    const child = spawn("bash", ["-c", `exec ${opts.command}`], {
+    // The server runs in its own process group (so stop() reaches vLLM's engine processes too), which
+    // also means it would outlive a klear that dies without stopping it: a watchdog in the group ends the
+    // group once klear's process is gone.
+    const watchdog = `( while kill -0 ${process.pid} 2>/dev/null; do sleep 2; done; kill -TERM 0 ) &`;
+    const child = spawn("bash", ["-c", `${watchdog} exec ${opts.command}`], {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
       stdio: ["ignore", out, out],
