@@ -9,7 +9,7 @@ import {
   locateHarness,
   type resolveLimits,
   summarise,
-} from "./local.js";
+} from "./harness-protocol.js";
 import type { CodeExecutor, CodeRunLimits, CodeRunResult, CodeTest, CodeVerdict } from "./types.js";
 
 export interface SandboxFusionOptions {
