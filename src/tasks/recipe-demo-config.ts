@@ -104,7 +104,7 @@ export const RecipeDemoConfigSchema = z.strictObject({
   rl: z
     .strictObject({
       enabled: z.boolean().default(true).describe("run phase 2, GPPO RL from the SFT checkpoint"),
-      steps: z.number().int().min(0).default(30).describe("RL steps; 0 = SFT and its evaluation only"),
+      steps: z.number().int().min(0).default(20).describe("RL steps; 0 = SFT and its evaluation only"),
       ...RL_PASS_THROUGH,
     })
     .prefault({})
@@ -115,18 +115,18 @@ export type RecipeDemoConfig = z.infer<typeof RecipeDemoConfigSchema>;
 
 /** The RL numbers of `tiny-cpu`: few code prompts per step (the sandbox runs ~12 programs/s on 2 cores). */
 const TINY_RL = {
-  steps: 30,
+  steps: 20,
   checkpointEvery: 10,
   rollout: {
-    genBatchPrompts: 16,
-    trainBatchPrompts: 12,
+    genBatchPrompts: 12,
+    trainBatchPrompts: 8,
     n: 8,
     maxNewTokens: 96,
     maxGenBatches: 2,
     temperature: 1,
   },
   loss: { sftAlpha: 0.1 },
-  update: { miniBatchPrompts: 12, microBatchSize: 48 },
+  update: { miniBatchPrompts: 8, microBatchSize: 32 },
   optimizer: { lr: 2e-4, warmupSteps: 0 },
 };
 
@@ -142,8 +142,7 @@ export const RECIPE_DEMO_PRESETS = {
       ...TINY_RL,
       steps: 6,
       checkpointEvery: 3,
-      rollout: { ...TINY_RL.rollout, genBatchPrompts: 8, trainBatchPrompts: 8 },
-      update: { miniBatchPrompts: 8, microBatchSize: 32 },
+      rollout: { ...TINY_RL.rollout, genBatchPrompts: 8 },
     },
   },
   /** Seconds: proves the plumbing, not the learning (unit tests). */
