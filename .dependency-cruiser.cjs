@@ -41,16 +41,16 @@ const SIBLING_EXCEPTIONS = [
 ];
 
 /**
- * Known violations being removed by the restructure (issue 10), named edge by edge so that no new one
- * can slip in: [rule, from-file regex, to-file regex, why it is still here]. Delete an entry when its
- * import is gone; test/layers.test.ts names entries whose import no longer exists.
+ * Known violations not yet removed (issue 10), named edge by edge so that no new one can slip in:
+ * [rule, from-file regex, to-file regex, why it is still here]. Delete an entry when its import is
+ * gone; test/layers.test.ts fails on an entry whose import no longer exists.
  */
 const TEMPORARY_EXCEPTIONS = [
   [
     "layer-sideways:data",
     "^src/data/decontam\\.ts$",
     "^src/eval/registry\\.ts$",
-    "being removed by the restructure: decontamination should read benchmark rows through rows/, not eval's registry",
+    "left after the restructure: decontamination resolves benchmark names, files and formats through eval's registry; fix by moving the benchmark registry below data/ (e.g. rows/)",
   ],
 ];
 
