@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RunDatabase } from "../../src/store/samples.js";
+import { runDemo } from "../../src/tasks/demo.js";
+import { parseDemoConfig } from "../../src/tasks/demo-config.js";
 
 // The CLI entry from source (tsx), so the test never runs a stale dist/ build.
 const CLI = ["--import", "tsx", "src/cli/main.ts"];
@@ -34,23 +36,21 @@ describe("klear rl (end to end)", () => {
 
   // A briefly supervised policy: the demo's model, untied embeddings, trained on a teacher that gets one
   // step wrong half the time, so its samples are right about half the time and RL has something to fix.
-  before(() => {
+  before(async () => {
     const sft = join(root, "sft");
-    const r = klear([
-      "demo",
-      "--out",
-      sft,
-      "--quiet",
-      "--train.steps=300",
-      "--train.checkpointEvery=300",
-      "--task.teacherNoise=0.5",
-      "--task.testSize=50",
-      "--model.tieWordEmbeddings=false",
-      "--eval.showSamples=0",
-      // The supervised phase only: this file's RL runs start from its checkpoint.
-      "--rl.steps=0",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
+    // The arithmetic demo's library call (`klear demo` runs the recipe demo).
+    const config = parseDemoConfig(
+      {
+        train: { steps: 300, checkpointEvery: 300 },
+        task: { teacherNoise: 0.5, testSize: 50 },
+        model: { tieWordEmbeddings: false },
+        eval: { showSamples: 0 },
+        // The supervised phase only: this file's RL runs start from its checkpoint.
+        rl: { steps: 0 },
+      },
+      "rl.e2e.test",
+    );
+    await runDemo(config, { out: sft, quiet: true, log: () => {} });
     init = join(sft, "checkpoints", "step-300");
     assert.ok(existsSync(join(init, "config.json")), `no checkpoint at ${init}`);
   });
