@@ -2,7 +2,7 @@
 // gradient equals klear's coefficients, small steps move log-probs as klear predicts, RL through the API
 // raises reward, and a run survives the server being killed mid-run.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { TinkerModel } from "../../src/backend/tinker/client.js";
@@ -66,7 +66,7 @@ function rlConfig(init: string, lossName: string, steps: number) {
       "rollout.maxNewTokens": "1",
       "loss.name": lossName,
       "groupFilter.metric": "reward",
-      "update.miniBatchPrompts": "8",
+      "update.miniBatchPrompts": "4",
       "update.microBatchSize": "64",
       "optimizer.lr": "0.03",
       "optimizer.warmupSteps": "0",
@@ -113,6 +113,7 @@ describe("SkyRL Tinker server", { skip: skip ?? false, timeout: 2_400_000 }, () 
   });
   after(async () => {
     await skyrl?.stop();
+    if (skyrl?.kill) rmSync(skyrl.dir, { recursive: true, force: true });
   });
 
   test("the server's gradient is klear's coefficients: same norm as the cross_entropy it must equal", async () => {
