@@ -59,9 +59,19 @@ export interface LogprobSource {
 }
 
 /** The policy being trained. Gradients accumulate across `forwardBackward` calls until `optimizerStep`. */
+/** Cumulative outcomes of a remote backend's requests, logged with every step. */
+export interface BackendRequestStats {
+  requests: number;
+  retries: number;
+  failed: number;
+  futureWaitMs: number;
+}
+
 export interface PolicyTrainer extends LogprobSource {
   readonly tokenizer: Tokenizer;
   readonly parameterCount: number;
+  /** Remote backends: every request's outcome so far (absent for the local engine). */
+  readonly requestStats?: BackendRequestStats;
   /** Samples from the current weights (called once per step, after the previous update). */
   sampler(): Generator;
   /**

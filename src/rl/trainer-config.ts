@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BackendSectionSchema } from "../backend/tinker/config.js";
 import { ROLLOUT_BACKENDS, RolloutServerConfigSchema } from "../rollout/server-config.js";
 import {
   type ConfigLayers,
@@ -30,6 +31,7 @@ export const RlConfigSchema = z.strictObject({
       "checkpoint folder the policy starts from (set by --init; kept so --resume needs nothing else)",
     ),
   steps: z.number().int().positive().default(30).describe("training steps (one rollout batch each)"),
+  backend: BackendSectionSchema,
   task: z
     .strictObject({
       kind: z

@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { localBackend } from "../backend/local.js";
+import { trainingBackendFromConfig } from "../backend/tinker/config.js";
 import type { LogprobSource, PolicyTrainer, TrainingBackend } from "../backend/types.js";
 import { lrAt } from "../engine/optim.js";
 import { ServerSession, type ServerStepMetrics } from "../rollout/server-session.js";
@@ -141,7 +141,8 @@ async function train(
   opts: RlOptions & { log: (line: string) => void },
 ): Promise<RlResult> {
   const { log } = opts;
-  const backend = opts.backend ?? localBackend;
+  // A backend handed in wins; otherwise the config's `backend` section picks the local engine or a Tinker server.
+  const backend = opts.backend ?? trainingBackendFromConfig(config.backend);
   const resumed = resumeFrom ? readTrainerState<RlTrainerState>(resumeFrom.path, "the RL run") : null;
   const policy = await backend.openPolicy(resumeFrom ? resumeFrom.path : config.init, {
     optimizer: {
@@ -203,7 +204,19 @@ async function train(
       const stepStart = Date.now();
       const m = await trainStep(step, state);
       const metrics: RlStepMetrics = { ...m, stepSeconds: (Date.now() - stepStart) / 1000 };
-      appendMetrics(paths, { step: state.step, ...metrics });
+      const requests = policy.requestStats;
+      appendMetrics(paths, {
+        step: state.step,
+        ...metrics,
+        ...(requests
+          ? {
+              backendRequests: requests.requests,
+              backendRetries: requests.retries,
+              backendFailedRequests: requests.failed,
+              backendFutureWaitMs: requests.futureWaitMs,
+            }
+          : {}),
+      });
       return { step: state.step, show: { reward: fmt(m.rewardMean, 3), acc: fmt(m.accuracy, 3) } };
     },
     save: (at) => saveTrainingCheckpoint(paths, at, { payload: policy, trainerState: state }).then(() => {}),

@@ -265,6 +265,8 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
     interrupted: run.interrupted,
   };
   if (!run.interrupted) {
+    // Its presence marks the run finished (klear report, resumable callers).
+    atomicWriteJsonSync(join(paths.dir, "result.json"), result);
     log(
       `loss: first ${fmt(result.firstLoss)} → last ${fmt(run.lastLoss)} over ${run.step} steps; held-out ${fmt(result.heldOutLossBefore)} → ${fmt(run.heldOutLossAfter)}; padding ${(100 * result.paddingFraction).toFixed(1)}%; checkpoint ${run.checkpoint}`,
     );
