@@ -8,13 +8,11 @@ import { after, it } from "node:test";
 import { localBackend } from "../../src/backend/local.js";
 import type { PolicyTrainer, TrainingBackend } from "../../src/backend/types.js";
 import { saveCheckpoint } from "../../src/model/checkpoint.js";
-import { tinyQwen3Config } from "../../src/model/config.js";
-import { Qwen3Model } from "../../src/model/qwen3.js";
-import { ByteTokenizer } from "../../src/model/tokenizer.js";
 import { runRl } from "../../src/rl/trainer.js";
 import { resolveRlConfig } from "../../src/rl/trainer-config.js";
 import { readMetrics, runPaths } from "../../src/store/run.js";
 import { rlTaskFromConfig } from "../../src/tasks/rl-tasks.js";
+import { eosByteTokenizer, tinyTestModel } from "../helpers/tiny-model.js";
 
 const root = mkdtempSync(join(tmpdir(), "klear-rl-backend-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -54,23 +52,8 @@ function countingBackend(counts: Record<string, number>): TrainingBackend {
 }
 
 it("runRl opens, samples, trains and saves through the backend it is handed", async () => {
-  const tokenizer = new ByteTokenizer({
-    addedTokens: [{ content: "<|endoftext|>", special: true }],
-    eosToken: "<|endoftext|>",
-  });
-  const model = Qwen3Model.create(
-    tinyQwen3Config({
-      vocabSize: tokenizer.vocabSize,
-      hiddenSize: 16,
-      numHiddenLayers: 1,
-      numAttentionHeads: 2,
-      numKeyValueHeads: 1,
-      headDim: 8,
-      intermediateSize: 32,
-      maxPositionEmbeddings: 64,
-    }),
-    { seed: 11 },
-  );
+  const tokenizer = eosByteTokenizer();
+  const model = tinyTestModel(tokenizer, 11);
   const init = join(root, "init");
   await saveCheckpoint(init, model, tokenizer);
   const counts: Record<string, number> = {};

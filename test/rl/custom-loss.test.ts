@@ -5,15 +5,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
 import { loadModel, saveCheckpoint } from "../../src/model/checkpoint.js";
-import { tinyQwen3Config } from "../../src/model/config.js";
-import { Qwen3Model } from "../../src/model/qwen3.js";
-import { ByteTokenizer } from "../../src/model/tokenizer.js";
 import { Region } from "../../src/rl/objectives/clip.js";
 import { registerPolicyLoss } from "../../src/rl/objectives/registry.js";
 import { runRl } from "../../src/rl/trainer.js";
 import { resolveRlConfig } from "../../src/rl/trainer-config.js";
 import { readMetrics, runPaths } from "../../src/store/run.js";
 import { rlTaskFromConfig } from "../../src/tasks/rl-tasks.js";
+import { eosByteTokenizer, tinyTestModel } from "../helpers/tiny-model.js";
 
 const root = mkdtempSync(join(tmpdir(), "klear-rl-custom-loss-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -34,23 +32,8 @@ it("a user-registered loss trains through runRl", async () => {
     },
   });
 
-  const tokenizer = new ByteTokenizer({
-    addedTokens: [{ content: "<|endoftext|>", special: true }],
-    eosToken: "<|endoftext|>",
-  });
-  const model = Qwen3Model.create(
-    tinyQwen3Config({
-      vocabSize: tokenizer.vocabSize,
-      hiddenSize: 16,
-      numHiddenLayers: 1,
-      numAttentionHeads: 2,
-      numKeyValueHeads: 1,
-      headDim: 8,
-      intermediateSize: 32,
-      maxPositionEmbeddings: 64,
-    }),
-    { seed: 7 },
-  );
+  const tokenizer = eosByteTokenizer();
+  const model = tinyTestModel(tokenizer, 7);
   const init = join(root, "init");
   await saveCheckpoint(init, model, tokenizer);
 

@@ -3,9 +3,6 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { describe, it } from "node:test";
 import { LocalPolicyTrainer } from "../../src/backend/local.js";
-import { tinyQwen3Config } from "../../src/model/config.js";
-import { Qwen3Model } from "../../src/model/qwen3.js";
-import { ByteTokenizer } from "../../src/model/tokenizer.js";
 import { BWRAP_PATH, PYTHON_PATH } from "../../src/rewards/code/local.js";
 import { KLEAR_RL_RULES } from "../../src/rewards/score.js";
 import { advantages } from "../../src/rl/advantages.js";
@@ -18,26 +15,12 @@ import type { RlPrompt, RlTask } from "../../src/rl/task.js";
 import { heldOutSampling } from "../../src/rl/trainer.js";
 import { type RlConfig, resolveRlConfig } from "../../src/rl/trainer-config.js";
 import { assignAdvantages, oldLogprobs } from "../../src/rl/update.js";
+import { eosByteTokenizer, tinyTestModel } from "../helpers/tiny-model.js";
 
-const tokenizer = new ByteTokenizer({
-  addedTokens: [{ content: "<|endoftext|>", special: true }],
-  eosToken: "<|endoftext|>",
-});
+const tokenizer = eosByteTokenizer();
 
 function tinyPolicy(): LocalPolicyTrainer {
-  const model = Qwen3Model.create(
-    tinyQwen3Config({
-      vocabSize: tokenizer.vocabSize,
-      hiddenSize: 16,
-      numHiddenLayers: 1,
-      numAttentionHeads: 2,
-      numKeyValueHeads: 1,
-      headDim: 8,
-      intermediateSize: 32,
-      maxPositionEmbeddings: 64,
-    }),
-    { seed: 5 },
-  );
+  const model = tinyTestModel(tokenizer, 5);
   return new LocalPolicyTrainer(model, tokenizer, {
     lr: 0,
     beta1: 0.9,

@@ -4,36 +4,18 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { LocalPolicyTrainer } from "../../src/backend/local.js";
 import { gatherResponse, packSequences, scatterResponses } from "../../src/backend/pack.js";
-import { tinyQwen3Config } from "../../src/model/config.js";
-import { Qwen3Model } from "../../src/model/qwen3.js";
-import { ByteTokenizer } from "../../src/model/tokenizer.js";
 import { evaluateRlPolicy } from "../../src/rl/evaluate.js";
 import { rlObjective } from "../../src/rl/loss-options.js";
 import { collectRollouts, truncatePromptLeft } from "../../src/rl/rollout.js";
 import type { RlPrompt, RlScoreContext, RlTask } from "../../src/rl/task.js";
 import { type RlConfig, resolveRlConfig } from "../../src/rl/trainer-config.js";
 import { oldLogprobs, policyUpdate } from "../../src/rl/update.js";
+import { eosByteTokenizer, tinyTestModel } from "../helpers/tiny-model.js";
 
-const tokenizer = new ByteTokenizer({
-  addedTokens: [{ content: "<|endoftext|>", special: true }],
-  eosToken: "<|endoftext|>",
-});
+const tokenizer = eosByteTokenizer();
 
 function tinyPolicy(seed = 3): LocalPolicyTrainer {
-  const model = Qwen3Model.create(
-    tinyQwen3Config({
-      vocabSize: tokenizer.vocabSize,
-      hiddenSize: 16,
-      numHiddenLayers: 1,
-      numAttentionHeads: 2,
-      numKeyValueHeads: 1,
-      headDim: 8,
-      intermediateSize: 32,
-      tieWordEmbeddings: true,
-      maxPositionEmbeddings: 64,
-    }),
-    { seed },
-  );
+  const model = tinyTestModel(tokenizer, seed, { tieWordEmbeddings: true });
   return new LocalPolicyTrainer(model, tokenizer, {
     lr: 0.01,
     beta1: 0.9,
