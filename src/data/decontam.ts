@@ -7,7 +7,7 @@ import {
   findLocalBenchmarkFile,
   getBenchmark,
   loadBenchmark,
-} from "../eval/registry.js";
+} from "../benchmarks/registry.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 import { readDataRows } from "./io.js";
 import { rowPromptText } from "./rows.js";

@@ -1,6 +1,26 @@
 // Public API of src/eval: benchmark registry and loaders, prompts, metrics, scoring, the resumable
 // results store and the evaluate() driver behind `klear eval`. The OpenAI-compatible client lives in
 // src/rollout/openai.ts (shared with data generation) and is public through here.
+
+export {
+  defaultHubCacheDir,
+  type HubOptions,
+  hubCachePath,
+  hubDatasetFile,
+  hubFileUrl,
+} from "../benchmarks/hub.js";
+export {
+  BENCHMARKS,
+  type BenchmarkSpec,
+  benchmarkNames,
+  decodeLcbTests,
+  type EvalCodeTest,
+  type EvalProblem,
+  getBenchmark,
+  type LoadBenchmarkOptions,
+  type LoadedBenchmark,
+  loadBenchmark,
+} from "../benchmarks/registry.js";
 export {
   type OpenAIChatMessage,
   type OpenAIChoice,
@@ -19,7 +39,6 @@ export {
   OpenAIGenerator,
   type OpenAIGeneratorOptions,
 } from "./generator.js";
-export { defaultHubCacheDir, type HubOptions, hubCachePath, hubDatasetFile, hubFileUrl } from "./hub.js";
 export { LocalEngineGenerator } from "./local-generator.js";
 export {
   defaultKs,
@@ -41,18 +60,6 @@ export {
   loadEvalChatTemplate,
   MATH_PROMPT_TEMPLATES,
 } from "./prompts.js";
-export {
-  BENCHMARKS,
-  type BenchmarkSpec,
-  benchmarkNames,
-  decodeLcbTests,
-  type EvalCodeTest,
-  type EvalProblem,
-  getBenchmark,
-  type LoadBenchmarkOptions,
-  type LoadedBenchmark,
-  loadBenchmark,
-} from "./registry.js";
 export {
   computeBenchResult,
   type EvalBenchResult,

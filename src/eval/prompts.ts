@@ -1,7 +1,7 @@
 import { existsSync, statSync } from "node:fs";
+import type { EvalProblem } from "../benchmarks/registry.js";
 import { applyChatTemplate, loadTokenizer, type Tokenizer } from "../model/index.js";
 import { ConfigError, KlearError } from "../util/errors.js";
-import type { EvalProblem } from "./registry.js";
 
 export interface EvalChatMessage {
   role: "system" | "user" | "assistant";

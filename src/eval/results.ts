@@ -1,6 +1,6 @@
+import type { BenchmarkSpec, EvalProblem } from "../benchmarks/registry.js";
 import type { EvalSamplingParams } from "./generator.js";
 import { defaultKs, estimateMean, type MetricEstimate, majAtK, passAtK, quantileSorted } from "./metrics.js";
-import type { BenchmarkSpec, EvalProblem } from "./registry.js";
 import type { StoredSample, StoredVerdict } from "./store.js";
 
 /** One problem's row in results.json and the report's grid. */

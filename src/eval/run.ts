@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { EvalProblem, LoadedBenchmark } from "../benchmarks/registry.js";
 import { renderEvalReport } from "../report/eval-report.js";
 import { rowPromptText, rowResponseText } from "../rows/fields.js";
 import { readRows } from "../rows/read.js";
@@ -14,7 +15,6 @@ import {
   type EvalSamplingParams,
 } from "./generator.js";
 import { buildMessages, checkPromptTemplate } from "./prompts.js";
-import type { EvalProblem, LoadedBenchmark } from "./registry.js";
 import { computeBenchResult, type EvalResults } from "./results.js";
 import type { EvalScorer } from "./scoring.js";
 import { EvalStore, sampleKey } from "./store.js";

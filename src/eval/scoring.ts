@@ -1,8 +1,8 @@
 import { availableParallelism } from "node:os";
+import type { EvalProblem } from "../benchmarks/registry.js";
 import type { CodeSandboxChoice } from "../rewards/code/index.js";
 import { type MathVerdict, MathVerifierPool } from "../rewards/math/index.js";
 import { EVAL_RULES, type ScoreRules, scoreResponse } from "../rewards/score.js";
-import type { EvalProblem } from "./registry.js";
 
 /** The verdict on one sampled response. */
 export interface EvalVerdict {

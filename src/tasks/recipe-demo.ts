@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { EvalProblem, LoadedBenchmark } from "../benchmarks/registry.js";
 import { LocalEngineGenerator } from "../eval/local-generator.js";
-import type { EvalProblem, LoadedBenchmark } from "../eval/registry.js";
 import { evaluate } from "../eval/run.js";
 import type { EvalScorer } from "../eval/scoring.js";
 import { saveCheckpoint } from "../model/checkpoint.js";
@@ -26,12 +26,7 @@ import {
   recipeSftConfig,
 } from "./recipe-demo-config.js";
 import { type RecipeProblem, recipeSplit } from "./recipe-problems.js";
-import {
-  RewardCallCounter,
-  type RewardCallCounts,
-  recipeRlTask,
-  recipeTokenizer,
-} from "./recipe-task.js";
+import { RewardCallCounter, type RewardCallCounts, recipeRlTask, recipeTokenizer } from "./recipe-task.js";
 
 /** Held-out accuracy (avg@k through the eval harness) of one checkpoint. */
 export interface RecipeEvalSummary {
