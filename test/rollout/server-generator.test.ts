@@ -76,13 +76,19 @@ describe("ServerGenerator against a fake server", () => {
   });
 
   test("an aborted completion (a reload mid-request) is an error, not a short sample", async () => {
-    const gen = new ServerGenerator({ endpoints: [fake.url], model: "fake", ...fast });
-    fake.faults.push("abort");
-    await assert.rejects(
-      gen.generate([[1]], { temperature: 1, maxNewTokens: 3 }),
-      (e: Error & { code?: string }) => e.code === "SERVER_ABORTED",
-    );
-    gen.close();
+    // A server of its own: a retry still in flight from an earlier test must not take this test's fault.
+    const own = await startFakeServer({ slowMs: 1500 });
+    const gen = new ServerGenerator({ endpoints: [own.url], model: "fake", ...fast });
+    own.faults.push("abort");
+    try {
+      await assert.rejects(
+        gen.generate([[1]], { temperature: 1, maxNewTokens: 3 }),
+        (e: Error & { code?: string }) => e.code === "SERVER_ABORTED",
+      );
+    } finally {
+      gen.close();
+      await own.close();
+    }
   });
 
   test("ids outside the policy's vocabulary and a wrong model name fail clearly", async () => {
