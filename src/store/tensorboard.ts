@@ -1,6 +1,7 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { ProtoWriter } from "../util/protobuf.js";
 
 /**
  * TensorBoard event files, written as a run goes, so `tensorboard --logdir RUN` shows the same scalars as
@@ -37,60 +38,6 @@ export function maskedCrc32c(bytes: Uint8Array): number {
   return ((((crc >>> 15) | (crc << 17)) >>> 0) + 0xa282ead8) >>> 0;
 }
 
-class ProtoWriter {
-  private readonly parts: number[] = [];
-
-  private varint(value: bigint | number): void {
-    let v = BigInt.asUintN(64, BigInt(value));
-    while (v >= 0x80n) {
-      this.parts.push(Number((v & 0x7fn) | 0x80n));
-      v >>= 7n;
-    }
-    this.parts.push(Number(v));
-  }
-
-  private key(field: number, wireType: number): void {
-    this.varint((field << 3) | wireType);
-  }
-
-  double(field: number, value: number): this {
-    this.key(field, 1);
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setFloat64(0, value, true);
-    this.parts.push(...b);
-    return this;
-  }
-
-  float(field: number, value: number): this {
-    this.key(field, 5);
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, value, true);
-    this.parts.push(...b);
-    return this;
-  }
-
-  int64(field: number, value: number): this {
-    this.key(field, 0);
-    this.varint(Math.trunc(value));
-    return this;
-  }
-
-  bytes(field: number, value: Uint8Array): this {
-    this.key(field, 2);
-    this.varint(value.length);
-    this.parts.push(...value);
-    return this;
-  }
-
-  string(field: number, value: string): this {
-    return this.bytes(field, new TextEncoder().encode(value));
-  }
-
-  finish(): Uint8Array {
-    return Uint8Array.from(this.parts);
-  }
-}
-
 function tfRecord(data: Uint8Array): Buffer {
   const header = Buffer.alloc(12);
   header.writeBigUInt64LE(BigInt(data.length), 0);
@@ -101,22 +48,37 @@ function tfRecord(data: Uint8Array): Buffer {
 }
 
 function versionEvent(wallTime: number): Uint8Array {
-  return new ProtoWriter().double(1, wallTime).string(3, "brain.Event:2").finish();
+  const event = new ProtoWriter();
+  event.double(1, wallTime);
+  event.string(3, "brain.Event:2");
+  return event.finish();
 }
 
 // SessionLog { status = START } at step S tells TensorBoard to drop events at steps ≥ S read from earlier
 // files: exactly what a resumed run repeats after its last checkpoint.
 function sessionStartEvent(wallTime: number, step: number): Uint8Array {
-  const sessionLog = new ProtoWriter().int64(1, 1).finish();
-  return new ProtoWriter().double(1, wallTime).int64(2, step).bytes(6, sessionLog).finish();
+  const sessionLog = new ProtoWriter();
+  sessionLog.int64(1, 1);
+  const event = new ProtoWriter();
+  event.double(1, wallTime);
+  event.int64(2, step);
+  event.bytes(6, sessionLog.finish());
+  return event.finish();
 }
 
 function scalarsEvent(wallTime: number, step: number, scalars: [string, number][]): Uint8Array {
   const summary = new ProtoWriter();
   for (const [tag, value] of scalars) {
-    summary.bytes(1, new ProtoWriter().string(1, tag).float(2, value).finish());
+    const v = new ProtoWriter();
+    v.string(1, tag);
+    v.float(2, value);
+    summary.bytes(1, v.finish());
   }
-  return new ProtoWriter().double(1, wallTime).int64(2, step).bytes(5, summary.finish()).finish();
+  const event = new ProtoWriter();
+  event.double(1, wallTime);
+  event.int64(2, step);
+  event.bytes(5, summary.finish());
+  return event.finish();
 }
 
 /** Numeric fields of a metrics record become scalars; `phase` (if any) prefixes the tag, e.g. `eval-after/heldOutAccuracy`. */

@@ -6,6 +6,7 @@
  * offsets int64).
  */
 import { KlearError } from "../../util/errors.js";
+import { ProtoWriter, WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT } from "../../util/protobuf.js";
 
 /** Tensor dtypes on the public wire (DType enum). */
 export const DTYPE_FLOAT32 = 1;
@@ -28,11 +29,6 @@ const TENSOR_DENSE = 1;
 const TENSOR_DTYPE = 3;
 const TENSOR_SHAPE = 4;
 
-const WIRE_VARINT = 0;
-const WIRE_I64 = 1;
-const WIRE_LEN = 2;
-const WIRE_I32 = 5;
-
 /** A loss input: int64 (token ids) or float32 (weights, log-probs, advantages), one value per position. */
 export type WireTensor =
   | { dtype: "int64"; data: ArrayLike<number> }
@@ -51,58 +47,6 @@ export interface ForwardBackwardRequestMessage {
   lossFn: string;
   lossFnConfig?: Record<string, number>;
   forwardOnly: boolean;
-}
-
-/** Growable byte buffer with the proto3 primitives. */
-class Writer {
-  private buf = new Uint8Array(256);
-  private len = 0;
-
-  private reserve(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.len + n) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.len));
-    this.buf = next;
-  }
-
-  varint(value: number | bigint): void {
-    let v = BigInt.asUintN(64, BigInt(value));
-    this.reserve(10);
-    while (v >= 0x80n) {
-      this.buf[this.len++] = Number(v & 0x7fn) | 0x80;
-      v >>= 7n;
-    }
-    this.buf[this.len++] = Number(v);
-  }
-
-  tag(field: number, wire: number): void {
-    this.varint((field << 3) | wire);
-  }
-
-  bytes(field: number, data: Uint8Array): void {
-    this.tag(field, WIRE_LEN);
-    this.varint(data.length);
-    this.reserve(data.length);
-    this.buf.set(data, this.len);
-    this.len += data.length;
-  }
-
-  string(field: number, s: string): void {
-    this.bytes(field, new TextEncoder().encode(s));
-  }
-
-  double(field: number, v: number): void {
-    this.tag(field, WIRE_I64);
-    this.reserve(8);
-    new DataView(this.buf.buffer).setFloat64(this.len, v, true);
-    this.len += 8;
-  }
-
-  finish(): Uint8Array {
-    return this.buf.slice(0, this.len);
-  }
 }
 
 function int32Bytes(values: ArrayLike<number>): Uint8Array {
@@ -127,18 +71,18 @@ function tensorBytes(t: WireTensor): Uint8Array {
 }
 
 function encodeTensor(t: WireTensor): Uint8Array {
-  const w = new Writer();
+  const w = new ProtoWriter();
   w.bytes(TENSOR_DENSE, tensorBytes(t));
   w.tag(TENSOR_DTYPE, WIRE_VARINT);
   w.varint(t.dtype === "float32" ? DTYPE_FLOAT32 : DTYPE_INT64);
-  const shape = new Writer();
+  const shape = new ProtoWriter();
   shape.varint(t.data.length);
   w.bytes(TENSOR_SHAPE, shape.finish()); // packed repeated int64
   return w.finish();
 }
 
-function mapEntry(key: string, value: (w: Writer) => void): Uint8Array {
-  const w = new Writer();
+function mapEntry(key: string, value: (w: ProtoWriter) => void): Uint8Array {
+  const w = new ProtoWriter();
   w.string(1, key);
   value(w);
   return w.finish();
@@ -146,14 +90,14 @@ function mapEntry(key: string, value: (w: Writer) => void): Uint8Array {
 
 /** Serialises a `tinker_public.ForwardBackwardRequest`. */
 export function encodeForwardBackwardRequest(req: ForwardBackwardRequestMessage): Uint8Array {
-  const w = new Writer();
+  const w = new ProtoWriter();
   w.string(FB_MODEL_ID, req.modelId);
   w.tag(FB_SEQ_ID, WIRE_VARINT);
   w.varint(req.seqId);
   for (const datum of req.data) {
-    const d = new Writer();
-    const chunk = new Writer();
-    const text = new Writer();
+    const d = new ProtoWriter();
+    const chunk = new ProtoWriter();
+    const text = new ProtoWriter();
     text.bytes(TEXT_TOKENS, int32Bytes(datum.tokens));
     chunk.bytes(CHUNK_ENCODED_TEXT, text.finish());
     d.bytes(DATUM_MODEL_INPUT, chunk.finish());
@@ -357,9 +301,9 @@ export function decodeSampleResponse(buf: Uint8Array): SampledSequenceMessage[] 
 export function encodeForwardBackwardOutput(
   outputs: readonly Record<string, ArrayLike<number>>[],
 ): Uint8Array {
-  const w = new Writer();
+  const w = new ProtoWriter();
   w.string(1, "ArrayRecord");
-  const record = new Writer();
+  const record = new ProtoWriter();
   const names = outputs.length > 0 ? Object.keys(outputs[0]) : [];
   for (const name of names) {
     const arrays = outputs.map((o) => tensorBytes({ dtype: "float32", data: o[name] }));
@@ -367,7 +311,7 @@ export function encodeForwardBackwardOutput(
     for (const a of arrays) offsets.push(offsets[offsets.length - 1] + a.length);
     const data = new Uint8Array(offsets[offsets.length - 1]);
     for (let i = 0; i < arrays.length; i++) data.set(arrays[i], offsets[i]);
-    const t = new Writer();
+    const t = new ProtoWriter();
     t.bytes(1, data);
     t.bytes(2, tensorBytes({ dtype: "int64", data: offsets }));
     t.tag(3, WIRE_VARINT);
@@ -384,9 +328,9 @@ export function encodeForwardBackwardOutput(
 }
 
 export function encodeSampleResponse(sequences: readonly SampledSequenceMessage[]): Uint8Array {
-  const w = new Writer();
+  const w = new ProtoWriter();
   for (const s of sequences) {
-    const seq = new Writer();
+    const seq = new ProtoWriter();
     seq.tag(1, WIRE_VARINT);
     seq.varint(s.stopReason === "length" ? 1 : 0);
     seq.bytes(2, int32Bytes(s.tokens));
