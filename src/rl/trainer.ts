@@ -5,7 +5,6 @@
  * exactly — weights, AdamW moments, the prompt cursor that seeds sampling — is in each checkpoint, so
  * `--resume` continues bit for bit.
  */
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { trainingBackendFromConfig } from "../backend/tinker/config.js";
 import type { LogprobSource, PolicyTrainer, TrainingBackend } from "../backend/types.js";
@@ -16,6 +15,7 @@ import { readTrainerState, requireInitCheckpoint, saveTrainingCheckpoint } from 
 import { appendMetrics, type RunPaths, resumeOrCreateRun, truncateMetricsAfter } from "../store/run.js";
 import { RunDatabase } from "../store/samples.js";
 import { runTrainingSteps } from "../store/steps.js";
+import { atomicWriteJsonSync } from "../util/atomic.js";
 import { ConfigError } from "../util/errors.js";
 import { evaluateRlPolicy, type HeldOutSampling } from "./evaluate.js";
 import { type RlObjective, rlObjective } from "./loss-options.js";
@@ -257,7 +257,8 @@ async function train(
     trainSeconds,
     interrupted: false,
   };
-  writeFileSync(join(paths.dir, "result.json"), `${JSON.stringify(result, null, 2)}\n`);
+  // Whole or absent: its presence is what marks the run finished (klear report, the experiment's resume).
+  atomicWriteJsonSync(join(paths.dir, "result.json"), result);
   return result;
 }
 

@@ -247,7 +247,6 @@ export async function runExperiment(
         },
       });
       if (r.interrupted) return interrupted(sft, runs);
-      atomicWriteJsonSync(resultPath, r);
       runs.push(runOutcome(loss, seed, dir, r, config.entropyWindow));
     }
   }
