@@ -34,11 +34,12 @@ export {
   parseDemoConfig,
   resolveDemoConfig,
 } from "./demo-config.js";
+export type { ExperimentAccuracy, ExperimentPhaseOptions, ExperimentRecipe } from "./experiment-recipe.js";
+export { recipeExperiment } from "./experiment-recipe.js";
 export type { RecipeDemoOptions, RecipeDemoResult, RecipeEvalSummary } from "./recipe-demo.js";
 export {
   evaluateRecipe,
   recipeBenchmarks,
-  recipeExperiment,
   recipeResultLines,
   runRecipeDemo,
   runRecipeSft,

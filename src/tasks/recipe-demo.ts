@@ -11,9 +11,7 @@ import { reportInput } from "../report/run-input.js";
 import { renderRunReport } from "../report/run-report.js";
 import { verifyMath } from "../rewards/math/verify.js";
 import { EVAL_RULES, scoreResponse } from "../rewards/score.js";
-import type { RlTaskFactory } from "../rl/task.js";
 import { runRl } from "../rl/trainer.js";
-import { parseRlConfig, type RlConfig } from "../rl/trainer-config.js";
 import { runSft } from "../sft/trainer.js";
 import { appendMetrics, type RunPaths, readMetrics, resumeOrCreateRun, runPaths } from "../store/run.js";
 import { loadRuns } from "../store/run-data.js";
@@ -477,34 +475,4 @@ export function recipeResultLines(r: RecipeDemoResult, heldOut: number): string[
     `RESULT demo klear=${fmt(after.overall)} peer=${fmt(r.evalSft.overall)} unit=accuracy ratio=${fmt(ratio, 3)} ${parts} minutes=${r.minutes.toFixed(2)}`,
   );
   return lines;
-}
-
-/**
- * The recipe as `klear experiment losses` takes it (the shape of `ExperimentRecipe` in ./experiment.ts):
- * the SFT phase into a folder, each run's RL config from one SFT checkpoint, and the task. Every run is
- * measured on the demo seed's held-out split; the run's own seed moves its sampling and prompt stream.
- */
-export function recipeExperiment(demo: RecipeDemoConfig): {
-  sft(
-    dir: string,
-    resume: boolean,
-    opts: { quiet?: boolean; log?: (line: string) => void; shouldStop?: () => boolean },
-  ): Promise<string | null>;
-  rlConfig(init: string, loss: string, lossOptions: Record<string, number | null>, seed: number): RlConfig;
-  task: RlTaskFactory;
-} {
-  return {
-    async sft(dir, _resume, opts) {
-      // runRecipeSft resumes whatever it finds in `dir` (data, init, a started SFT run).
-      return (await runRecipeSft(demo, dir, opts))?.checkpoint ?? null;
-    },
-    rlConfig(init, loss, lossOptions, seed) {
-      const base = recipeRlConfig(demo, init, seed);
-      return parseRlConfig(
-        { ...base, loss: { ...base.loss, name: loss, ...lossOptions } },
-        `experiment run ${loss}/seed-${seed}`,
-      );
-    },
-    task: recipeRlTask({ seed: demo.seed, ...demo.data }),
-  };
 }

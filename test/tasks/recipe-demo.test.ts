@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { renderTrainingConversation } from "../../src/model/chat.js";
 import { readMetrics, runPaths } from "../../src/store/run.js";
-import { recipeExperiment, recipeResultLines, runRecipeDemo } from "../../src/tasks/recipe-demo.js";
+import { recipeResultLines, runRecipeDemo } from "../../src/tasks/recipe-demo.js";
 import { recipeRlConfig, resolveRecipeDemoConfig } from "../../src/tasks/recipe-demo-config.js";
 import { recipeSplit } from "../../src/tasks/recipe-problems.js";
 import {
@@ -106,15 +106,4 @@ test("the RL task scores teacher answers through the verifier and the sandbox, c
   }
   assert.equal(code.correct, false);
   assert.deepEqual(counter.snapshot(), { verifierCalls: 1, sandboxCalls: 1 });
-});
-
-test("the experiment adapter: RL config with the loss and seed swapped, the demo's eval sampling", () => {
-  const config = resolveRecipeDemoConfig({ preset: "smoke" });
-  const e = recipeExperiment(config);
-  const c = e.rlConfig("/ckpt", "cispo", {}, 7);
-  assert.equal(c.loss.name, "cispo");
-  assert.equal(c.seed, 7);
-  assert.equal(c.init, "/ckpt");
-  assert.equal(c.eval.temperature, config.eval.temperature);
-  assert.deepEqual(recipeRlConfig(config, "/ckpt").task.testSize, config.data.heldOutSize);
 });
