@@ -8,7 +8,7 @@ import {
   resolveConfig,
 } from "../util/config.js";
 import { ConfigError } from "../util/errors.js";
-import { DEMO_PRESETS, DemoConfigSchema } from "./demo-config.js";
+import { RECIPE_DEMO_PRESETS, RecipeDemoConfigSchema } from "./recipe-demo-config.js";
 
 /**
  * The `klear experiment losses` config: the paper's loss ablation (Figures 2–3) at demo scale. From one SFT
@@ -31,7 +31,9 @@ export const ExperimentConfigSchema = z.strictObject({
   init: z
     .string()
     .default("")
-    .describe("SFT checkpoint every RL run starts from; empty = run the demo's SFT phase into OUT/sft first"),
+    .describe(
+      "SFT checkpoint every RL run starts from; empty = run the demo's SFT phase (data, init, sft) into OUT first",
+    ),
   lossOptions: z
     .record(z.string(), z.record(z.string(), z.union([z.number(), z.null()])))
     .default({ "clip-higher": { epsHigh: 0.28, clipRatioC: 10 } })
@@ -44,20 +46,31 @@ export const ExperimentConfigSchema = z.strictObject({
     .positive()
     .default(5)
     .describe("final entropy = mean over the last N training steps (one step is noisy)"),
-  demo: DemoConfigSchema.prefault({}).describe(
-    "the demo config whose SFT phase makes the checkpoint and whose rl section every run shares",
+  demo: RecipeDemoConfigSchema.prefault({}).describe(
+    "the `klear demo` config: its SFT phase makes the checkpoint, its eval section measures every run (the eval harness), its rl section every run shares",
   ),
 });
 
 export type ExperimentConfig = z.infer<typeof ExperimentConfigSchema>;
 
+const RECIPE = RECIPE_DEMO_PRESETS;
+
 export const EXPERIMENT_PRESETS = {
-  /** 3 losses × 3 seeds on the demo's task and RL settings. */
-  "tiny-cpu": {},
-  /** For CI: 3 losses × 2 seeds, each run a few steps on the demo's smoke settings. */
-  ci: {
+  /** 3 losses × 3 seeds of the demo's RL phase (`klear demo`'s tiny-cpu settings) from its SFT checkpoint. */
+  "tiny-cpu": { demo: RECIPE["tiny-cpu"] },
+  /** For CI: 3 losses × 2 seeds on the demo's ci settings, each RL run a few steps. */
+  ci: { seeds: [1, 2], demo: { ...RECIPE.ci, rl: { ...RECIPE.ci.rl, steps: 3 } } },
+  /**
+   * Seconds (unit tests): 3 losses × 2 seeds on the demo's smoke settings; plumbing, not learning. Both
+   * held-out kinds are present, and the group filter is off so the untrained model's steps still update.
+   */
+  smoke: {
     seeds: [1, 2],
-    demo: { ...DEMO_PRESETS.smoke, rl: { ...DEMO_PRESETS.smoke.rl, steps: 3 } },
+    demo: {
+      ...RECIPE.smoke,
+      data: { ...RECIPE.smoke.data, heldOutSize: 8 },
+      rl: { ...RECIPE.smoke.rl, groupFilter: { enabled: false } },
+    },
   },
 } satisfies Record<string, DeepPartial<ExperimentConfig>>;
 
