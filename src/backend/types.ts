@@ -113,4 +113,6 @@ export interface TrainingBackend {
   openReference(checkpoint: string): Promise<LogprobSource>;
   /** A sampler for a saved checkpoint (held-out evaluation of what was written to disk). */
   openSampler(checkpoint: string): Promise<{ sampler: Generator; tokenizer: Tokenizer }>;
+  /** Ends what the backend keeps open (a remote session's heartbeats); absent when there is nothing. */
+  close?(): void;
 }

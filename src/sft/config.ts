@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BackendSectionSchema } from "../backend/tinker/config.js";
 import {
   type ConfigLayers,
   type DeepPartial,
@@ -69,6 +70,7 @@ export const SftConfigSchema = z.strictObject({
     .string()
     .default("")
     .describe("checkpoint folder training starts from (set by --init; kept so --resume needs nothing else)"),
+  backend: BackendSectionSchema,
   data: z
     .strictObject({
       sources: z

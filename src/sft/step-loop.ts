@@ -2,16 +2,16 @@
  * The one SFT step loop, shared by `klear sft` (trainer.ts) and the demo's supervised phase: the seeded plan of
  * packed sequences, AdamW with warmup + cosine, clipping, per-step metrics, held-out loss and checkpoints.
  */
-import { AdamW, clipGradNorm, type LrSchedule, lrAt } from "../engine/optim.js";
+import { type LrSchedule, lrAt } from "../engine/optim.js";
 import type { Qwen3Model } from "../model/qwen3.js";
 import type { Tokenizer } from "../model/tokenizer.js";
-import { readOptimizerState, saveTrainingCheckpoint } from "../store/checkpoint.js";
+import { saveTrainingCheckpoint } from "../store/checkpoint.js";
 import { appendMetrics, type RunPaths } from "../store/run.js";
 import { runTrainingSteps } from "../store/steps.js";
 import type { SftConfig } from "./config.js";
 import type { SftExample } from "./data.js";
-import { heldOutLoss, sftStepGradients } from "./loss.js";
 import { epochRows, packRows, type WeightedSource } from "./pack.js";
+import { localSftUpdater, type SftUpdater } from "./updater.js";
 
 /** One optimizer step's line in metrics.jsonl. */
 export interface SftStepMetrics {
@@ -59,7 +59,10 @@ export interface SftStepsOptions<S extends SftLoopState> {
   paths: RunPaths;
   /** The seed and the pack, train, optimizer, evalEvery and checkpointEvery sections are used. */
   config: SftConfig;
-  model: Qwen3Model;
+  /** The local engine's model, trained on its fast path (packed segments, fused loss) unless `updater` is given. */
+  model?: Qwen3Model;
+  /** What trains instead of `model` (e.g. `backendSftUpdater` over a training backend's policy). */
+  updater?: SftUpdater;
   tokenizer: Tokenizer;
   examples: readonly SftExample[];
   /** Training rows per source (indexes into `examples`) with their mixing weights. */
@@ -68,7 +71,7 @@ export interface SftStepsOptions<S extends SftLoopState> {
   heldOut: readonly SftExample[];
   /** The trainer state: step 0 for a new run, else the resumed checkpoint's; updated as steps finish. */
   state: S;
-  /** The checkpoint being resumed (its optimizer moments are restored), or null. */
+  /** The checkpoint being resumed (the local path restores its optimizer moments here), or null. */
   resumeFrom: { step: number; path: string } | null;
   quiet?: boolean;
   shouldStop?: () => boolean;
@@ -96,20 +99,9 @@ export interface SftStepsOutcome {
 export async function trainSftSteps<S extends SftLoopState>(
   opts: SftStepsOptions<S>,
 ): Promise<SftStepsOutcome> {
-  const { config, model, tokenizer, examples, heldOut, state, paths } = opts;
+  const { config, examples, heldOut, state, paths } = opts;
   const plan = planSteps(config, examples, opts.sources);
-  const params = model.parameters();
-  const optimizer = new AdamW(params, {
-    lr: config.optimizer.lr,
-    beta1: config.optimizer.beta1,
-    beta2: config.optimizer.beta2,
-    eps: config.optimizer.eps,
-    weightDecay: config.optimizer.weightDecay,
-    // Norm gains stay undecayed, as in most LM recipes.
-    decay: (_name, p) => p.shape.length >= 2,
-  });
-  if (opts.resumeFrom) await readOptimizerState(opts.resumeFrom.path, optimizer, state.step);
-  const padId = tokenizer.padTokenId;
+  const updater = opts.updater ?? (await localUpdaterOf(opts));
   const total = plan.length;
   const warmupSteps = config.optimizer.warmupSteps ?? Math.round(config.optimizer.warmupRatio * total);
   const schedule: LrSchedule = {
@@ -139,13 +131,10 @@ export async function trainSftSteps<S extends SftLoopState>(
       const t0 = performance.now();
       const planned = plan[state.step];
       const sequences = planned.sequences.map((rows) => rows.map((r) => examples[r]));
-      const g = sftStepGradients(model, sequences, config.train.microSequences, padId, {
-        recompute: config.train.recompute,
-      });
-      const gradNorm = clipGradNorm(params, config.optimizer.gradClip);
+      const g = await updater.accumulate(sequences);
       // lrAt counts from 0, so step k (1-based) uses the rate at k: warmup starts above zero.
       const lr = lrAt(schedule, config.optimizer.lr, state.step + 1);
-      optimizer.step(lr);
+      const gradNorm = await updater.step(lr);
       state.step++;
       state.firstLoss ??= g.loss;
       lastLoss = g.loss;
@@ -164,7 +153,7 @@ export async function trainSftSteps<S extends SftLoopState>(
         stepSeconds,
       };
       if ((evalEvery > 0 && state.step % evalEvery === 0) || state.step === total) {
-        const h = heldOutLoss(model, heldOut, config, padId);
+        const h = await updater.heldOutLoss(heldOut);
         if (h !== null) metrics.heldOutLoss = h;
         if (state.step === total) heldOutAfter = h;
       }
@@ -182,14 +171,14 @@ export async function trainSftSteps<S extends SftLoopState>(
     },
     save: async (step) => {
       await saveTrainingCheckpoint(paths, step, {
-        payload: { model, tokenizer, optimizer },
+        payload: updater.payload,
         trainerState: { ...state },
       });
     },
   });
   // A resumed run whose last step was already done still reports the final held-out loss.
   if (!outcome.interrupted && heldOutAfter === null && state.step === total) {
-    heldOutAfter = heldOutLoss(model, heldOut, config, padId);
+    heldOutAfter = await updater.heldOutLoss(heldOut);
   }
   return {
     step: outcome.step,
@@ -202,4 +191,14 @@ export async function trainSftSteps<S extends SftLoopState>(
     paddingFraction: stepsHere > 0 ? padSum / stepsHere : 0,
     tokensPerSecond: secSum > 0 ? tokSum / secSum : 0,
   };
+}
+
+function localUpdaterOf<S extends SftLoopState>(opts: SftStepsOptions<S>): Promise<SftUpdater> {
+  if (!opts.model) throw new TypeError("trainSftSteps needs a model or an updater");
+  return localSftUpdater(
+    opts.model,
+    opts.tokenizer,
+    opts.config,
+    opts.resumeFrom && { path: opts.resumeFrom.path, step: opts.state.step },
+  );
 }

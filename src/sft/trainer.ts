@@ -7,8 +7,12 @@
 import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { trainingBackendFromConfig } from "../backend/tinker/config.js";
+import { type TinkerCheckpointState, tinkerCheckpointState } from "../backend/tinker/trainer.js";
+import type { PolicyTrainer, TrainingBackend } from "../backend/types.js";
 import { chatTurnEndToken } from "../model/chat.js";
 import { loadModel } from "../model/checkpoint.js";
+import type { Qwen3Model } from "../model/qwen3.js";
 import { type Tokenizer, tokenizerFromFiles } from "../model/tokenizer.js";
 import { expandRowPaths } from "../rows/index.js";
 import { readTrainerState } from "../store/checkpoint.js";
@@ -25,9 +29,9 @@ import {
   type SftDataSummary,
   type SftExample,
 } from "./data.js";
-import { heldOutLoss } from "./loss.js";
 import { epochRows } from "./pack.js";
 import { trainSftSteps } from "./step-loop.js";
+import { backendSftUpdater, localSftUpdater, type SftUpdater } from "./updater.js";
 
 export { heldOutLoss, sftStepGradients } from "./loss.js";
 export {
@@ -50,6 +54,11 @@ export interface SftOptions {
   /** Row files (overrides config.data.sources with one weight-1 auto-format source per path). */
   data?: string[];
   resume?: boolean;
+  /**
+   * The training backend (default: the config's `backend` section). `backend.kind = local` trains on the
+   * engine's fast path; a backend handed in, or `kind = tinker`, trains through the backend seam.
+   */
+  backend?: TrainingBackend;
   quiet?: boolean;
   shouldStop?: () => boolean;
   log?: (line: string) => void;
@@ -69,6 +78,8 @@ export interface SftResult {
   checkpoint: string;
   data: SftDataSummary;
   interrupted: boolean;
+  /** A Tinker run: the server state and the sampler export (`save_weights_for_sampler`) of the final checkpoint. */
+  serverWeights?: TinkerCheckpointState;
 }
 
 /** Resumable trainer state, written next to each checkpoint (the data cursor is the step: the plan is seeded). */
@@ -207,12 +218,79 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
     parse: parseSftConfig,
     create: () => checkNewRunConfig(opts),
   });
-  const loaded = await loadModel(resumeFrom ? resumeFrom.path : config.init);
-  const { model } = loaded;
+  const resumed = resumeFrom ? readTrainerState<SftTrainerState>(resumeFrom.path, "klear sft") : null;
+  const trainee = await openTrainee(config, resumeFrom, resumed, opts.backend, log);
+  try {
+    return await train(config, paths, resumeFrom, resumed, trainee, opts, log);
+  } finally {
+    trainee.close();
+  }
+}
+
+/** What trains: the local engine's model (fast path) or a training backend's policy (the seam). */
+interface Trainee {
+  tokenizer: Tokenizer;
+  model?: Qwen3Model;
+  policy?: PolicyTrainer;
+  close(): void;
+}
+
+async function openTrainee(
+  config: SftConfig,
+  resumeFrom: { step: number; path: string } | null,
+  resumed: SftTrainerState | null,
+  handedIn: TrainingBackend | undefined,
+  log: (line: string) => void,
+): Promise<Trainee> {
+  const from = resumeFrom ? resumeFrom.path : config.init;
+  if (!handedIn && config.backend.kind === "local") {
+    const { model, tokenizer } = await loadModel(from);
+    return { model, tokenizer, close: () => {} };
+  }
+  const backend = handedIn ?? trainingBackendFromConfig(config.backend);
+  if (backend.name === "tinker") warnTinkerLimits(config, log);
+  const o = config.optimizer;
+  const policy = await backend.openPolicy(from, {
+    optimizer: { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay },
+    resumeOptimizer: resumed ? { optimizerSteps: resumed.step } : undefined,
+  });
+  log(`backend: ${backend.name}, ${policy.parameterCount.toLocaleString("en-US")} trained parameters`);
+  // Only a backend made here from the config is closed here.
+  return { policy, tokenizer: policy.tokenizer, close: () => (handedIn ? undefined : backend.close?.()) };
+}
+
+/**
+ * A Tinker server trains a LoRA adapter (hosted Tinker and SkyRL alike): what a full-parameter SFT config
+ * asks for that the server decides itself is said once, up front (docs/scale.md).
+ */
+function warnTinkerLimits(config: SftConfig, log: (line: string) => void): void {
+  const t = config.backend.tinker;
+  log(
+    `backend tinker: LoRA rank ${t.loraRank} on the server's base model; the base weights stay frozen (the API trains LoRA adapters only)`,
+  );
+  if (config.train.recompute) {
+    log("backend tinker: train.recompute is ignored (the server manages its own activation memory)");
+  }
+  if (t.lossConvention === "skyrl-jax") {
+    log(
+      `backend tinker: SkyRL 0.4.0 ignores optimizer.gradClip (${config.optimizer.gradClip}); the logged gradNorm is the server's, unclipped`,
+    );
+  }
+}
+
+async function train(
+  config: SftConfig,
+  paths: RunPaths,
+  resumeFrom: { step: number; path: string } | null,
+  resumed: SftTrainerState | null,
+  trainee: Trainee,
+  opts: SftOptions,
+  log: (line: string) => void,
+): Promise<SftResult> {
   const tokenizer =
     config.render.template === "chat" && config.render.turnEndAsEos
-      ? withTurnEndAsEos(loaded.tokenizer, log)
-      : loaded.tokenizer;
+      ? withTurnEndAsEos(trainee.tokenizer, log)
+      : trainee.tokenizer;
   const data = await loadData(config, tokenizer, log, opts.quiet === true);
   atomicWriteJsonSync(join(paths.dir, DATA_SUMMARY_FILE), data.summary);
   const fingerprint = {
@@ -220,14 +298,22 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
     tokens: data.examples.reduce((n, e) => n + e.ids.length, 0),
     heldOut: data.heldOut.length,
   };
+  const updater: SftUpdater = trainee.policy
+    ? backendSftUpdater(trainee.policy, tokenizer, config)
+    : await localSftUpdater(
+        trainee.model as Qwen3Model,
+        tokenizer,
+        config,
+        resumeFrom && resumed && { path: resumeFrom.path, step: resumed.step },
+      );
   let state: SftTrainerState;
-  if (resumeFrom) {
-    state = readTrainerState<SftTrainerState>(resumeFrom.path, "klear sft");
+  if (resumeFrom && resumed) {
+    state = resumed;
     checkSameData(state.fingerprint, fingerprint, paths);
     truncateMetricsAfter(paths, state.step);
   } else {
     truncateMetricsAfter(paths, -1);
-    const before = heldOutLoss(model, data.heldOut, config, tokenizer.padTokenId);
+    const before = await updater.heldOutLoss(data.heldOut);
     appendMetrics(paths, { step: 0, phase: "eval-before", heldOutLoss: before });
     log(`held-out loss before training: ${fmt(before)} (${data.heldOut.length} rows)`);
     state = { step: 0, firstLoss: null, heldOutLossBefore: before, fingerprint };
@@ -239,7 +325,7 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
     label: "sft",
     paths,
     config,
-    model,
+    updater,
     tokenizer,
     examples: data.examples,
     sources: data.sources,
@@ -264,6 +350,8 @@ export async function runSft(opts: SftOptions): Promise<SftResult> {
     data: data.summary,
     interrupted: run.interrupted,
   };
+  const serverWeights = trainee.policy ? tinkerCheckpointState(run.checkpoint) : null;
+  if (serverWeights) result.serverWeights = serverWeights;
   if (!run.interrupted) {
     // Its presence marks the run finished (klear report, resumable callers).
     atomicWriteJsonSync(join(paths.dir, "result.json"), result);

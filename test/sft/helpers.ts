@@ -7,7 +7,10 @@ import { openDataWriter } from "../../src/data/io.js";
 import { saveCheckpoint } from "../../src/model/checkpoint.js";
 import { tinyQwen3Config } from "../../src/model/config.js";
 import { Qwen3Model } from "../../src/model/qwen3.js";
-import { ByteTokenizer } from "../../src/model/tokenizer.js";
+import { ByteTokenizer, type Tokenizer } from "../../src/model/tokenizer.js";
+import { SftConfigSchema } from "../../src/sft/config.js";
+import { encodeConversation, rowConversation, type SftExample } from "../../src/sft/data.js";
+import { smallQwen3 } from "../model/qwen3-helpers.js";
 
 export const QWEN3_TEMPLATE = JSON.parse(
   readFileSync(join(import.meta.dirname, "fixtures/qwen3-mask/tokenizer_config.json"), "utf8"),
@@ -106,4 +109,59 @@ export async function writeParquet(path: string, rows: readonly Record<string, u
   for (const r of rows) await w.write(r);
   await w.close();
   return path;
+}
+
+/** `messages` rows of varied lengths, every third one multi-turn (an untrained user turn between two assistant turns). */
+export function multiTurnRows(n: number): Record<string, unknown>[] {
+  return chatRows("messages", n).map((r, i) => {
+    if (i % 3 !== 1) return r;
+    const m = r.messages as { role: string; content: string }[];
+    return {
+      messages: [
+        ...m,
+        { role: "user", content: "Twice that?" },
+        { role: "assistant", content: "x".repeat(i) },
+      ],
+    };
+  });
+}
+
+/** `multiTurnRows` encoded with the chat template, as `klear sft` reads them. */
+export function multiTurnExamples(tok: Tokenizer, n: number): SftExample[] {
+  const fields = SftConfigSchema.parse({}).data.fields;
+  return multiTurnRows(n).map((r, i) => {
+    const e = encodeConversation(tok, rowConversation(r, "auto", fields), {
+      template: "chat",
+      trainOn: "all-assistant",
+      maxTokens: 400,
+      overLong: "truncate",
+    });
+    return { ...e, source: "s", where: `row ${i}` };
+  });
+}
+
+/** A small random Qwen3 (the model tests' shape) for `tok`'s vocabulary, in memory. */
+export function tinyModel(tok: Tokenizer, seed = 5): Qwen3Model {
+  return Qwen3Model.create(
+    { ...smallQwen3(), vocabSize: tok.vocabSize, maxPositionEmbeddings: 1024 },
+    { seed },
+  );
+}
+
+/** A copy of every parameter's accumulated gradient. */
+export function gradients(m: Qwen3Model): Map<string, Float32Array> {
+  return new Map([...m.parameters()].map(([k, p]) => [k, Float32Array.from(p.grad)]));
+}
+
+/** The largest |a − b| over all parameters, each relative to its tensor's largest |a|. */
+export function maxRelDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
+  let worst = 0;
+  for (const [k, x] of a) {
+    const y = b.get(k) as Float32Array;
+    let scale = 0;
+    for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i]));
+    for (let i = 0; i < x.length; i++)
+      worst = Math.max(worst, Math.abs(x[i] - y[i]) / Math.max(scale, 1e-12));
+  }
+  return worst;
 }

@@ -1,69 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { tinyQwen3Config } from "../../src/model/config.js";
-import { Qwen3Model } from "../../src/model/qwen3.js";
-import { SftConfigSchema } from "../../src/sft/config.js";
-import { encodeConversation, rowConversation, type SftExample } from "../../src/sft/data.js";
 import { buildBatch, epochRows, packRows } from "../../src/sft/pack.js";
 import { sftStepGradients } from "../../src/sft/trainer.js";
-import { byteTokenizer, chatRows } from "./helpers.js";
+import { byteTokenizer, gradients as grads, maxRelDiff, multiTurnExamples, tinyModel } from "./helpers.js";
 
-const FIELDS = SftConfigSchema.parse({}).data.fields;
 const tok = byteTokenizer();
-
-function examples(n: number): SftExample[] {
-  // Varied lengths and a multi-turn row, so packing has something to do.
-  const rows = chatRows("messages", n).map((r, i) => {
-    if (i % 3 !== 1) return r;
-    const m = r.messages as { role: string; content: string }[];
-    return {
-      messages: [
-        ...m,
-        { role: "user", content: "Twice that?" },
-        { role: "assistant", content: "x".repeat(i) },
-      ],
-    };
-  });
-  return rows.map((r, i) => {
-    const e = encodeConversation(tok, rowConversation(r, "auto", FIELDS), {
-      template: "chat",
-      trainOn: "all-assistant",
-      maxTokens: 400,
-      overLong: "truncate",
-    });
-    return { ...e, source: "s", where: `row ${i}` };
-  });
-}
-
-function model(seed = 5): Qwen3Model {
-  const config = tinyQwen3Config({
-    vocabSize: tok.vocabSize,
-    hiddenSize: 32,
-    intermediateSize: 48,
-    numHiddenLayers: 2,
-    numAttentionHeads: 4,
-    numKeyValueHeads: 2,
-    headDim: 8,
-    maxPositionEmbeddings: 1024,
-  });
-  return Qwen3Model.create(config, { seed });
-}
-
-function grads(m: Qwen3Model): Map<string, Float32Array> {
-  return new Map([...m.parameters()].map(([k, p]) => [k, Float32Array.from(p.grad)]));
-}
-
-function maxRelDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
-  let worst = 0;
-  for (const [k, x] of a) {
-    const y = b.get(k)!;
-    let scale = 0;
-    for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i]));
-    for (let i = 0; i < x.length; i++)
-      worst = Math.max(worst, Math.abs(x[i] - y[i]) / Math.max(scale, 1e-12));
-  }
-  return worst;
-}
+const examples = (n: number) => multiTurnExamples(tok, n);
+const model = (seed = 5) => tinyModel(tok, seed);
 
 describe("packing plan", () => {
   it("each epoch draws every row once (weight 1), a seeded half (0.5) or twice (2), in a seeded order", () => {

@@ -30,6 +30,8 @@ export {
 export {
   TINKER_STATE_FILE,
   type TinkerBackendSettings,
+  type TinkerCheckpointState,
   TinkerPolicyTrainer,
   tinkerBackend,
+  tinkerCheckpointState,
 } from "./trainer.js";

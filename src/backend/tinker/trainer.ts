@@ -63,7 +63,8 @@ export interface TinkerBackendSettings {
   samplingConcurrency: number;
 }
 
-interface TinkerCheckpointState {
+/** What a checkpoint folder's tinker.json records. */
+export interface TinkerCheckpointState {
   baseModel: string;
   /** tinker://…/weights/… : LoRA weights and AdamW moments. */
   statePath: string;
@@ -72,7 +73,8 @@ interface TinkerCheckpointState {
   lora: LoraSettings;
 }
 
-function readState(dir: string): TinkerCheckpointState | null {
+/** The server state a checkpoint folder recorded (its tinker.json), or null for a folder without one. */
+export function tinkerCheckpointState(dir: string): TinkerCheckpointState | null {
   const path = join(dir, TINKER_STATE_FILE);
   return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as TinkerCheckpointState) : null;
 }
@@ -342,7 +344,7 @@ export function tinkerBackend(settings: TinkerBackendSettings): TrainingBackend 
   /** A fresh LoRA model, loaded from the folder's saved server state when it has one. */
   const open = async (checkpoint: string, optimizer: boolean) => {
     await ready();
-    const saved = readState(checkpoint);
+    const saved = tinkerCheckpointState(checkpoint);
     const baseModel = saved?.baseModel ?? settings.baseModel ?? resolve(checkpoint);
     const model = await client.createModel(baseModel, saved?.lora ?? settings.lora);
     if (saved) await model.loadState(saved.statePath, optimizer);
@@ -351,10 +353,11 @@ export function tinkerBackend(settings: TinkerBackendSettings): TrainingBackend 
   return {
     name: "tinker",
     client,
+    close: () => client.close(),
     async openPolicy(checkpoint, opts) {
       const tokenizer = await loadTokenizer(checkpoint);
       const config = await readCheckpointConfig(checkpoint);
-      const saved = readState(checkpoint);
+      const saved = tinkerCheckpointState(checkpoint);
       if (opts.resumeOptimizer && !saved) {
         throw new KlearError(
           "TINKER_NO_SERVER_STATE",
@@ -380,7 +383,7 @@ export function tinkerBackend(settings: TinkerBackendSettings): TrainingBackend 
     async openSampler(checkpoint) {
       await ready();
       const tokenizer = await loadTokenizer(checkpoint);
-      const saved = readState(checkpoint);
+      const saved = tinkerCheckpointState(checkpoint);
       const source = saved
         ? { modelPath: saved.samplerPath }
         : { baseModel: settings.baseModel ?? resolve(checkpoint) };
