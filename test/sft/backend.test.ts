@@ -14,6 +14,7 @@ import { resolveSftConfig } from "../../src/sft/config.js";
 import { sftStepGradients } from "../../src/sft/loss.js";
 import { runSft } from "../../src/sft/trainer.js";
 import { backendSftUpdater } from "../../src/sft/updater.js";
+import { readMetrics, runPaths } from "../../src/store/run.js";
 import { FakeTinkerServer } from "../backend/fake-tinker-server.js";
 import {
   byteTokenizer,
@@ -30,13 +31,9 @@ import {
 const quiet = { quiet: true, log: () => {} };
 const optimizer = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 };
 
-function stepMetrics(runDir: string): Record<string, number>[] {
-  return readFileSync(join(runDir, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l))
-    .filter((m) => m.phase === undefined);
-}
+/** The per-step lines of a run's metrics (the store's reader). */
+const stepMetrics = (runDir: string) =>
+  readMetrics(runPaths(runDir)).filter((m) => m.phase === undefined) as Record<string, number>[];
 
 describe("sft through the backend seam", () => {
   it("on the local engine: the same loss and gradient as the fast path (mask, token mean over micro-batches)", () => {
@@ -151,13 +148,13 @@ describe("sft on a Tinker server (fake)", () => {
       const data = writeJsonl(join(dir, "d.jsonl"), rows);
       const from = server.log.length;
       const lines: string[] = [];
+      const log = (l: string) => lines.push(l);
       const r = await runSft({
         config: tinkerConfig(convention),
         out: join(dir, "run"),
         init,
         data: [data],
-        quiet: true,
-        log: (l) => lines.push(l),
+        log,
       });
       assert.ok(
         lines.some((l) => /LoRA rank 8/.test(l)),
