@@ -1,6 +1,10 @@
 import { z } from "zod";
 import { BackendSectionSchema } from "../backend/tinker/config.js";
-import { ROLLOUT_BACKENDS, RolloutServerConfigSchema } from "../rollout/server-config.js";
+import {
+  checkServerRolloutLag,
+  ROLLOUT_BACKENDS,
+  RolloutServerConfigSchema,
+} from "../rollout/server-config.js";
 import {
   type ConfigLayers,
   type DeepPartial,
@@ -378,7 +382,22 @@ export function parseRlConfig(value: unknown, source: string): RlConfig {
       );
     }
   }
+  checkRolloutBackend(c, source);
   return c;
+}
+
+/** The rollout backend's own rules: overlap needs a server, and the server's lag must be allowed. */
+function checkRolloutBackend(c: RlConfig, source: string): void {
+  if (c.rollout.backend === "server") {
+    checkServerRolloutLag(c.rollout.server, source);
+    return;
+  }
+  if (c.rollout.server.overlap) {
+    throw new ConfigError(
+      `${source}: rollout.server.overlap needs rollout.backend server; the local engine samples and trains in this process, one after the other, so there is nothing to overlap`,
+      "set rollout.backend=server (with rollout.server.endpoints), or drop rollout.server.overlap",
+    );
+  }
 }
 
 const RL_CONFIG_SPEC = {

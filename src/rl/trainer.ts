@@ -9,17 +9,17 @@ import { join } from "node:path";
 import { trainingBackendFromConfig } from "../backend/tinker/config.js";
 import type { LogprobSource, PolicyTrainer, TrainingBackend } from "../backend/types.js";
 import { lrAt } from "../engine/optim.js";
-import { ServerSession, type ServerStepMetrics } from "../rollout/server-session.js";
+import { type SampledOnServer, ServerSession, type ServerStepMetrics } from "../rollout/server-session.js";
 import type { Generator } from "../rollout/types.js";
 import { readTrainerState, requireInitCheckpoint, saveTrainingCheckpoint } from "../store/checkpoint.js";
 import { appendMetrics, type RunPaths, resumeOrCreateRun, truncateMetricsAfter } from "../store/run.js";
 import { RunDatabase } from "../store/samples.js";
 import { runTrainingSteps } from "../store/steps.js";
 import { atomicWriteJsonSync } from "../util/atomic.js";
-import { ConfigError } from "../util/errors.js";
+import { ConfigError, KlearError } from "../util/errors.js";
 import { evaluateRlPolicy, type HeldOutSampling } from "./evaluate.js";
 import { type RlObjective, rlObjective } from "./loss-options.js";
-import { collectRollouts, type RolloutMetrics } from "./rollout.js";
+import { type CollectedRollouts, collectRollouts, type RolloutMetrics } from "./rollout.js";
 import { EVAL_STREAM, type RlScorer, type RlTask, type RlTaskFactory } from "./task.js";
 import { parseRlConfig, type RlConfig } from "./trainer-config.js";
 import { policyUpdate, type UpdateMetrics } from "./update.js";
@@ -189,7 +189,20 @@ async function train(
     server && config.loss.tisCap === null
       ? { ...config, loss: { ...config.loss, tisCap: config.rollout.server.tisCap } }
       : config;
-  const step = { config, task, score, policy, reference, objective: rlObjective(lossConfig), db, server };
+  const overlap = server !== null && config.rollout.server.overlap;
+  const step: StepContext = {
+    config,
+    task,
+    score,
+    policy,
+    trainer: overlap ? yieldingBetweenCalls(policy) : policy,
+    reference,
+    objective: rlObjective(lossConfig),
+    db,
+    server,
+    overlap,
+    prefetched: null,
+  };
   const outcome = await runTrainingSteps({
     label: "rl",
     runDir: paths.dir,
@@ -220,7 +233,12 @@ async function train(
       return { step: state.step, show: { reward: fmt(m.rewardMean, 3), acc: fmt(m.accuracy, 3) } };
     },
     save: (at) => saveTrainingCheckpoint(paths, at, { payload: policy, trainerState: state }).then(() => {}),
-  }).finally(() => server?.close());
+  }).finally(async () => {
+    // A stop or a crash with the next step's rollouts still sampling: cancel them and wait until they
+    // have ended. They were never trained on; --resume samples that step again (same prompts, seeds).
+    await server?.close();
+    await step.prefetched?.sampled.catch(() => {});
+  });
   const { checkpoint, trainSeconds } = outcome;
   const n = task.heldOut.length;
 
@@ -268,31 +286,99 @@ interface StepContext {
   task: RlTask;
   score: RlScorer;
   policy: PolicyTrainer;
+  /** The policy as the update sees it (with overlap, yielding to the event loop between calls). */
+  trainer: PolicyTrainer;
   reference: LogprobSource | null;
   objective: RlObjective;
   db: RunDatabase;
   /** rollout.backend server: the inference server the rollouts come from. */
   server: ServerSession | null;
+  /** rollout.server.overlap: each step's update runs while the server samples the next step. */
+  overlap: boolean;
+  /** The next step's rollouts, sampling on the server from the weights it had when they were requested. */
+  prefetched: { step: number; sampled: Promise<SampledOnServer<CollectedRollouts>> } | null;
+}
+
+/**
+ * The policy with a turn of the event loop before each call. The local engine computes synchronously, so
+ * without it the overlapped step's requests, answers and scoring would wait for the whole update.
+ */
+function yieldingBetweenCalls(policy: PolicyTrainer): PolicyTrainer {
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  return {
+    get tokenizer() {
+      return policy.tokenizer;
+    },
+    get parameterCount() {
+      return policy.parameterCount;
+    },
+    get requestStats() {
+      return policy.requestStats;
+    },
+    sampler: () => policy.sampler(),
+    save: (dir) => policy.save(dir),
+    logprobs: async (batch, opts) => {
+      await turn();
+      return policy.logprobs(batch, opts);
+    },
+    forwardBackward: async (batch, opts, loss) => {
+      await turn();
+      return policy.forwardBackward(batch, opts, loss);
+    },
+    optimizerStep: async (opts) => {
+      await turn();
+      return policy.optimizerStep(opts);
+    },
+  };
+}
+
+/** This step's rollouts: the ones sampled during the previous update, or sampled now. */
+async function stepRollouts(
+  ctx: StepContext,
+  state: RlTrainerState,
+  collectFrom: (cursor: number) => (sampler: Generator) => Promise<CollectedRollouts>,
+): Promise<{ result: CollectedRollouts; metrics: Partial<ServerStepMetrics> }> {
+  const prefetched = ctx.prefetched;
+  ctx.prefetched = null;
+  if (prefetched) {
+    if (prefetched.step !== state.step + 1) {
+      throw new KlearError(
+        "INTERNAL",
+        `rollouts prefetched for step ${prefetched.step}, not ${state.step + 1}`,
+        "report this as a bug",
+      );
+    }
+    return prefetched.sampled;
+  }
+  // On a server: the weights after `state.step` updates are handed over and checked around the sampling.
+  if (ctx.server) return ctx.server.sampleStep(state.step, collectFrom(state.promptCursor));
+  return { result: await collectFrom(state.promptCursor)(ctx.policy.sampler()), metrics: {} };
 }
 
 /** One training step: rollouts, then the update; advances `state` and returns the step's metrics. */
 async function trainStep(ctx: StepContext, state: RlTrainerState): Promise<RlStepResult> {
   const { config, policy } = ctx;
   const stepNumber = state.step + 1;
-  const collect = (sampler: Generator) =>
+  const collectFrom = (cursor: number) => (sampler: Generator) =>
     collectRollouts({
       config,
       task: ctx.task,
       score: ctx.score,
       sampler,
       tokenizer: policy.tokenizer,
-      cursor: state.promptCursor,
+      cursor,
     });
-  // On a server: the weights after `state.step` updates are handed over and checked around the sampling.
-  const { result: rollouts, metrics: handoff } = ctx.server
-    ? await ctx.server.sampleStep(state.step, collect)
-    : { result: await collect(policy.sampler()), metrics: {} };
+  const { result: rollouts, metrics: handoff } = await stepRollouts(ctx, state, collectFrom);
+  const sampledFrom = handoff.servedVersion ?? state.step;
   state.promptCursor = rollouts.cursor;
+  if (ctx.server && ctx.overlap && stepNumber < config.steps) {
+    // Hand the current weights over (before the update changes them), then let the server sample the
+    // next step's prompts while this step trains: those rollouts will be one update old.
+    const { sampled } = await ctx.server.startStep(state.step, collectFrom(state.promptCursor), {
+      trainedAt: stepNumber,
+    });
+    ctx.prefetched = { step: stepNumber + 1, sampled };
+  }
   const { batch } = rollouts;
   const lr = lrAt(
     { kind: "constant", warmupSteps: config.optimizer.warmupSteps },
@@ -301,7 +387,7 @@ async function trainStep(ctx: StepContext, state: RlTrainerState): Promise<RlSte
   );
   let metrics: RlStepResult;
   if (batch.length > 0) {
-    const update = await policyUpdate(policy, ctx.reference, batch, {
+    const update = await policyUpdate(ctx.trainer, ctx.reference, batch, {
       ...ctx.objective,
       miniBatchSize: config.update.miniBatchPrompts * config.rollout.n,
       microBatchSize: config.update.microBatchSize,
@@ -325,7 +411,14 @@ async function trainStep(ctx: StepContext, state: RlTrainerState): Promise<RlSte
       correct: t.correct,
       finishReason: t.finishReason,
       numTokens: t.completion.length,
-      meta: { uid: t.uid, sampleIndex: t.sampleIndex, trained: trained.has(t), advantage: t.advantage },
+      meta: {
+        uid: t.uid,
+        sampleIndex: t.sampleIndex,
+        trained: trained.has(t),
+        advantage: t.advantage,
+        policyVersion: sampledFrom,
+        staleness: state.step - sampledFrom,
+      },
     })),
   );
   state.step = stepNumber;

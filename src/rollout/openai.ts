@@ -50,6 +50,10 @@ export class OpenAIClient {
   private active = 0;
   private readonly waiters: (() => void)[] = [];
   private rr = 0;
+  /** Set by `cancel`: no attempt starts or is retried any more. */
+  private cancelled = false;
+  /** Wakes the backoff sleeps, so a cancel ends a request at once. */
+  private readonly wakeups = new Set<() => void>();
   readonly stats: OpenAIClientStats = { requests: 0, succeeded: 0, failed: 0, retries: 0, retryCauses: {} };
 
   constructor(options: OpenAIClientOptions) {
@@ -170,6 +174,26 @@ export class OpenAIClient {
     for (const e of this.endpoints) e.agent.destroy();
   }
 
+  /**
+   * Abandons every request: those in flight have their connections cut, and they and any later one
+   * fail with INFERENCE_CANCELLED instead of being retried (a run stopping while it samples ahead).
+   */
+  cancel(): void {
+    this.cancelled = true;
+    for (const wake of this.wakeups) wake();
+    this.close();
+  }
+
+  private throwIfCancelled(): void {
+    if (this.cancelled) {
+      throw new KlearError(
+        "INFERENCE_CANCELLED",
+        "the request was cancelled: its client was stopped",
+        "nothing to fix: the run that made it is stopping",
+      );
+    }
+  }
+
   /** null when a slot was free (no promise to await: the common case costs nothing), else the wait. */
   private acquire(): Promise<void> | null {
     if (this.active < this.opts.concurrency) {
@@ -230,6 +254,7 @@ export class OpenAIClient {
     let last: Endpoint | null = null;
     try {
       for (let attempt = 0; ; attempt++) {
+        this.throwIfCancelled();
         const endpoint = pick(last);
         last = endpoint;
         const fullPath = pathOf(endpoint);
@@ -246,6 +271,7 @@ export class OpenAIClient {
             latencyMs: performance.now() - t0,
           };
         } catch (e) {
+          this.throwIfCancelled();
           if (!(e instanceof RetryableError) || attempt >= this.opts.maxRetries) {
             this.stats.failed++;
             if (e instanceof RetryableError) {
@@ -261,7 +287,15 @@ export class OpenAIClient {
           this.stats.retryCauses[e.kind] = (this.stats.retryCauses[e.kind] ?? 0) + 1;
           const cap = Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** attempt);
           const delay = Math.max(e.retryAfterMs ?? 0, Math.random() * cap);
-          await new Promise((r) => setTimeout(r, delay));
+          await new Promise<void>((wake) => {
+            const done = () => {
+              clearTimeout(timer);
+              this.wakeups.delete(done);
+              wake();
+            };
+            const timer = setTimeout(done, delay);
+            this.wakeups.add(done);
+          });
         } finally {
           endpoint.inFlight--;
         }

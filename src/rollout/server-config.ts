@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ConfigError } from "../util/errors.js";
 import { WEIGHT_SYNC_KINDS } from "./handoff.js";
 import { SERVER_FLAVORS } from "./server-generator.js";
 
@@ -54,7 +55,15 @@ export const RolloutServerConfigSchema = z
       .int()
       .min(0)
       .default(0)
-      .describe("steps rollouts may lag the trainer (must be ≥ syncEvery − 1; 0 = refuse stale rollouts)"),
+      .describe(
+        "steps rollouts may lag the trainer (must be ≥ syncEvery − 1, + 1 with overlap; 0 = refuse stale rollouts)",
+      ),
+    overlap: z
+      .boolean()
+      .default(false)
+      .describe(
+        "sample step k+1 on the server while step k's update runs (one step stale, TIS-corrected; needs maxOffPolicySteps ≥ syncEvery)",
+      ),
     weightsDir: z
       .string()
       .default("")
@@ -99,3 +108,31 @@ export const RolloutServerConfigSchema = z
 export type RolloutServerConfig = z.infer<typeof RolloutServerConfigSchema>;
 
 export const ROLLOUT_BACKENDS = ["local", "server"] as const;
+
+/** The lag a server config's rollouts can have: `syncEvery − 1` between hand-offs, one more with overlap. */
+export function serverRolloutLag(c: Pick<RolloutServerConfig, "syncEvery" | "overlap">): number {
+  return c.syncEvery - 1 + (c.overlap ? 1 : 0);
+}
+
+/**
+ * Refuses a config whose rollouts would lag the trainer more than `maxOffPolicySteps` allows: stale
+ * rollouts are only trained on when the lag is allowed explicitly (one knob for it, never raised
+ * implicitly).
+ */
+export function checkServerRolloutLag(
+  c: Pick<RolloutServerConfig, "syncEvery" | "overlap" | "maxOffPolicySteps">,
+  source = "rollout.server",
+): void {
+  const lag = serverRolloutLag(c);
+  if (lag <= c.maxOffPolicySteps) return;
+  const why = [
+    ...(c.syncEvery > 1
+      ? [`rollout.server.syncEvery ${c.syncEvery} hands the weights over every ${c.syncEvery} steps`]
+      : []),
+    ...(c.overlap ? ["rollout.server.overlap samples each step while the previous one still trains"] : []),
+  ].join(" and ");
+  throw new ConfigError(
+    `${source}: ${why}, so rollouts come from policies up to ${lag} step(s) old, but rollout.server.maxOffPolicySteps is ${c.maxOffPolicySteps}`,
+    `set rollout.server.maxOffPolicySteps=${lag} to allow that lag${c.overlap ? " (overlap's one step is corrected by truncated IS, rollout.server.tisCap)" : ""}, or ${c.overlap ? "turn rollout.server.overlap off" : "set syncEvery 1"}`,
+  );
+}

@@ -3,7 +3,7 @@ import type { CheckpointableModel } from "../model/checkpoint.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import { ConfigError, KlearError } from "../util/errors.js";
 import { createWeightSync, type WeightSync, type WeightSyncKind, WeightVersions } from "./handoff.js";
-import type { RolloutServerConfig } from "./server-config.js";
+import { checkServerRolloutLag, type RolloutServerConfig } from "./server-config.js";
 import { type ServerFlavor, ServerGenerator } from "./server-generator.js";
 import { ServerProcess } from "./server-process.js";
 import {
@@ -29,7 +29,7 @@ export interface HandoffPolicy {
  * One RL run's use of an inference server: start it (optionally), check it serves the right model and
  * tokenizer, and before each step's rollouts make sure it serves the policy the step samples from —
  * hand the weights over every `syncEvery` steps, then probe. Off-policy lag (rollouts from a policy
- * `syncEvery − 1` steps old) is refused unless `maxOffPolicySteps` allows it.
+ * `syncEvery − 1` steps old, one more with `overlap`) is refused unless `maxOffPolicySteps` allows it.
  */
 
 export interface ServerRolloutOptions {
@@ -47,6 +47,8 @@ export interface ServerRolloutOptions {
   syncEvery: number;
   /** Versions the rollouts may lag behind the trainer (0 = strictly on-policy). */
   maxOffPolicySteps: number;
+  /** The trainer samples each step while the previous one trains (one more step of lag). */
+  overlap?: boolean;
   /** Folder for the versioned checkpoints the server loads. */
   weightsDir: string;
   keepVersions: number;
@@ -62,7 +64,7 @@ export interface ServerRolloutOptions {
 export interface BeforeRolloutsInfo {
   /** The policy version (trainer step) the server serves for these rollouts. */
   servedVersion: number;
-  /** Steps the rollouts lag behind the trainer (0 when on-policy). */
+  /** Steps the rollouts lag behind the policy they are trained at (0 when on-policy). */
   staleness: number;
   synced: boolean;
   /** Time spent writing the checkpoint and reloading it (0 when not synced this step). */
@@ -78,6 +80,8 @@ export class ServerSession {
   private readonly probe: number[];
   private servedVersion: number | null = null;
   private expectedProbe: number[] | null = null;
+  /** The server lost the served version (it restarted): load its folder again before sampling. */
+  private lost = false;
 
   private constructor(
     private readonly opts: ServerRolloutOptions,
@@ -145,12 +149,7 @@ export class ServerSession {
         "set rollout.server.endpoints (e.g. http://127.0.0.1:8000)",
       );
     }
-    if (opts.syncEvery - 1 > opts.maxOffPolicySteps) {
-      throw new ConfigError(
-        `rollout.server.syncEvery ${opts.syncEvery} samples from policies up to ${opts.syncEvery - 1} steps old, but maxOffPolicySteps is ${opts.maxOffPolicySteps}`,
-        `set rollout.server.maxOffPolicySteps ≥ ${opts.syncEvery - 1} to allow that lag, or syncEvery 1`,
-      );
-    }
+    checkServerRolloutLag({ ...opts, overlap: opts.overlap ?? false });
     const process = opts.serverCommand
       ? await ServerProcess.start({
           command: opts.serverCommand,
@@ -170,10 +169,12 @@ export class ServerSession {
   }
 
   /**
-   * Before step `step` samples: hand over the policy if the server's copy is `syncEvery` steps old (or
-   * unknown, as after a resume), then check what it serves against the trainer's probe log-probs.
+   * Before rollouts that the policy will be trained on at version `trainedAt`, while the trainer holds
+   * version `step`: hand that over if the server's copy is `syncEvery` steps old (or unknown, as after a
+   * resume), load the served folder again if the server lost it, then check what it serves against the
+   * trainer's probe log-probs. Only a hand-off reads the policy; a reload uses what it wrote and measured.
    */
-  async beforeRollouts(step: number): Promise<BeforeRolloutsInfo> {
+  async beforeRollouts(step: number, trainedAt = step): Promise<BeforeRolloutsInfo> {
     let synced = false;
     let writeMs = 0;
     let reloadMs = 0;
@@ -181,26 +182,36 @@ export class ServerSession {
       const t0 = performance.now();
       const path = await this.versions.write(this.policy.model, this.tokenizer, step);
       const t1 = performance.now();
+      writeMs = t1 - t0;
+      // Unknown until the load answers: a failed load leaves nothing to reload, so the next try writes again.
+      this.servedVersion = null;
       await this.sync.load(path, `v${step}`);
       reloadMs = performance.now() - t1;
-      writeMs = t1 - t0;
-      this.servedVersion = step;
       const [probe] = await this.policy.logprobs(
         [{ promptTokens: this.probe.slice(0, 1), responseTokens: this.probe.slice(1) }],
         { temperature: 1 },
       );
       this.expectedProbe = Array.from(probe.logp);
+      this.servedVersion = step;
+      this.lost = false;
+      synced = true;
+    } else if (this.lost) {
+      const t1 = performance.now();
+      await this.sync.load(this.versions.pathOf(this.servedVersion), `v${this.servedVersion}`);
+      reloadMs = performance.now() - t1;
+      this.lost = false;
       synced = true;
     }
+    const staleness = trainedAt - this.servedVersion;
+    if (staleness < 0 || staleness > this.opts.maxOffPolicySteps) {
+      throw new KlearError(
+        "STALE_ROLLOUTS",
+        `rollouts from policy version ${this.servedVersion} would be trained at version ${trainedAt}, ${staleness} step(s) apart; rollout.server.maxOffPolicySteps allows ${this.opts.maxOffPolicySteps}`,
+        "raise rollout.server.maxOffPolicySteps to allow that lag, or lower syncEvery / turn overlap off",
+      );
+    }
     const check = await this.checkServed();
-    return {
-      servedVersion: this.servedVersion,
-      staleness: step - this.servedVersion,
-      synced,
-      writeMs,
-      reloadMs,
-      check,
-    };
+    return { servedVersion: this.servedVersion, staleness, synced, writeMs, reloadMs, check };
   }
 
   /**
@@ -212,20 +223,56 @@ export class ServerSession {
   async sampleStep<T>(
     step: number,
     collect: (generator: ServerGenerator) => Promise<T>,
-    attempts = 3,
-  ): Promise<{ result: T; metrics: ServerStepMetrics }> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const info = await this.beforeRollouts(step);
-        const result = await collect(this.generator);
-        await this.checkServed();
-        return { result, metrics: serverStepMetrics(info) };
-      } catch (e) {
-        if (!(e instanceof KlearError && e.code === "STALE_WEIGHTS") || attempt >= attempts) throw e;
-        // Force a new hand-off: the server no longer holds what klear gave it.
-        this.servedVersion = null;
+    opts: { trainedAt?: number; attempts?: number } = {},
+  ): Promise<SampledOnServer<T>> {
+    return (await this.startStep(step, collect, opts)).sampled;
+  }
+
+  /**
+   * `sampleStep` in two halves, for sampling while the trainer updates: resolves once the weights are
+   * handed over and checked (from then on the trainer may change its policy: a retry only reloads the
+   * folder already written), with the sampling still running in `sampled`. That promise has a handler
+   * attached, so a failure surfaces where it is awaited, not as an unhandled rejection.
+   */
+  async startStep<T>(
+    step: number,
+    collect: (generator: ServerGenerator) => Promise<T>,
+    opts: { trainedAt?: number; attempts?: number } = {},
+  ): Promise<{ sampled: Promise<SampledOnServer<T>> }> {
+    const attempts = opts.attempts ?? 3;
+    let attempt = 1;
+    const prepare = async (): Promise<BeforeRolloutsInfo> => {
+      for (; ; attempt++) {
+        try {
+          return await this.beforeRollouts(step, opts.trainedAt ?? step);
+        } catch (e) {
+          if (!this.retryable(e, attempt, attempts)) throw e;
+        }
       }
-    }
+    };
+    let info = await prepare();
+    const sampled = (async () => {
+      for (;;) {
+        try {
+          const result = await collect(this.generator);
+          await this.checkServed();
+          return { result, metrics: serverStepMetrics(info) };
+        } catch (e) {
+          if (!this.retryable(e, attempt, attempts)) throw e;
+          attempt++;
+          info = await prepare();
+        }
+      }
+    })();
+    sampled.catch(() => {});
+    return { sampled };
+  }
+
+  /** A stale-weights failure before `attempts` tries: the server lost the weights, so reload them. */
+  private retryable(e: unknown, attempt: number, attempts: number): boolean {
+    if (!(e instanceof KlearError && e.code === "STALE_WEIGHTS") || attempt >= attempts) return false;
+    this.lost = true;
+    return true;
   }
 
   private async checkServed(): Promise<VersionCheckResult | null> {
@@ -241,8 +288,9 @@ export class ServerSession {
     });
   }
 
+  /** Stops the session: requests still in flight (an overlapped step's) fail instead of being retried. */
   async close(): Promise<void> {
-    this.generator.close();
+    this.generator.client.cancel();
     await this.process?.stop();
   }
 }
@@ -266,9 +314,16 @@ export function logprobDiffStats(
   return { logprobDiffMax: max, logprobDiffMean: count ? sum / count : 0 };
 }
 
+export interface SampledOnServer<T> {
+  result: T;
+  metrics: ServerStepMetrics;
+}
+
 /** One step's hand-off, as logged in metrics.jsonl next to the rollout metrics. */
 export interface ServerStepMetrics {
+  /** The policy version (trainer step) every rollout of the step was sampled from. */
   servedVersion: number;
+  /** Updates between that version and the one trained on them (0 on-policy, 1 with overlap). */
   staleness: number;
   handoffWriteMs: number;
   handoffReloadMs: number;

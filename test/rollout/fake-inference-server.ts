@@ -12,7 +12,10 @@ export interface FakeServer {
   url: string;
   /** Faults applied to the next requests to /v1/completions or /generate, one each, in order. */
   faults: Fault[];
-  requests: { path: string; body: Record<string, unknown> }[];
+  /** When `faults` is empty: the fault for a request, picked by its body (e.g. its prompt), or null. */
+  faultFor: ((body: Record<string, unknown>) => Fault | null) | null;
+  /** Sampling requests in arrival order; `at` is performance.now() on arrival (the same clock in-process). */
+  requests: { path: string; body: Record<string, unknown>; at: number }[];
   adminCalls: string[];
   version: number;
   close(): Promise<void>;
@@ -26,6 +29,7 @@ export async function startFakeServer(
   const state: FakeServer = {
     url: "",
     faults: [],
+    faultFor: null,
     requests: [],
     adminCalls: [],
     version: 0,
@@ -55,8 +59,8 @@ export async function startFakeServer(
       };
       const sampling = path.startsWith("/v1/completions") || path.startsWith("/generate");
       if (sampling) {
-        state.requests.push({ path, body });
-        const fault = state.faults.shift();
+        state.requests.push({ path, body, at: performance.now() });
+        const fault = state.faults.shift() ?? state.faultFor?.(body) ?? undefined;
         if (fault === "500") return json(500, { error: "injected" });
         if (fault === "slow") await new Promise((r) => setTimeout(r, opts.slowMs ?? 2000));
         if (fault === "drop") {
