@@ -155,6 +155,7 @@ describe("sft on a Tinker server (fake)", () => {
         init,
         data: [data],
         log,
+        quiet: true,
       });
       assert.ok(
         lines.some((l) => /LoRA rank 8/.test(l)),
