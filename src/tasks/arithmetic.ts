@@ -1,5 +1,11 @@
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { parseSftConfig } from "../sft/config.js";
+import { runSft } from "../sft/trainer.js";
+import { atomicWriteFileSync } from "../util/atomic.js";
 import { ConfigError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
+import { demoTokenizer, type TinyModelShape, writeFreshCheckpoint } from "./tiny-model.js";
 
 /**
  * A synthetic reasoning task small enough for a tiny model to learn on a CPU in a minute or two:
@@ -164,4 +170,82 @@ export function verifyArithmetic(answer: number, completion: string): Arithmetic
   return extracted === answer
     ? { correct: true, extracted, reason: "correct" }
     : { correct: false, extracted, reason: "wrong-answer" };
+}
+
+/** The arithmetic starting policy's model: small enough to learn the task on a CPU in a minute or two. */
+export const ARITHMETIC_SFT_MODEL: TinyModelShape = {
+  hiddenSize: 96,
+  numHiddenLayers: 2,
+  numAttentionHeads: 4,
+  numKeyValueHeads: 2,
+  headDim: 16,
+  intermediateSize: 256,
+  maxPositions: 256,
+};
+
+export interface ArithmeticSftOptions {
+  /** Seeds the model's init, the rows and the held-out split they avoid (default 0). */
+  seed?: number;
+  /** Optimizer steps, one epoch of steps × batchSize teacher rows in stream order (default 300). */
+  steps?: number;
+  batchSize?: number;
+  /** Problems kept out of the rows: `arithmeticSplit(seed, heldOutSize)`'s test set (default 50). */
+  heldOutSize?: number;
+  /** The problems and the teacher (default: the task's defaults with teacherNoise 0.5). */
+  task?: Partial<ArithmeticTaskOptions>;
+  /** Fields over {@link ARITHMETIC_SFT_MODEL} (d96 × 2 layers, 4/2 heads of 16, SwiGLU 256, untied, context 256). */
+  model?: Partial<TinyModelShape>;
+  quiet?: boolean;
+  log?: (line: string) => void;
+}
+
+/**
+ * A starting policy for RL on the arithmetic task (`klear rl`'s tiny-cpu preset, the RL and server tests): a
+ * fresh tiny Qwen3 supervised by `runSft` on a noisy teacher's solutions (half of them one step wrong by
+ * default), so its samples are right about half the time and RL has something to fix. Writes `dir/data`,
+ * `dir/checkpoints/init` and the SFT run `dir/sft`; resumes or reuses what is there. Returns the final
+ * SFT checkpoint.
+ */
+export async function arithmeticSftCheckpoint(dir: string, opts: ArithmeticSftOptions = {}): Promise<string> {
+  const seed = opts.seed ?? 0;
+  const steps = opts.steps ?? 300;
+  const batchSize = opts.batchSize ?? 32;
+  const out = join(dir, "sft");
+  const done = join(out, "result.json");
+  if (existsSync(done)) return (JSON.parse(readFileSync(done, "utf8")) as { checkpoint: string }).checkpoint;
+  const split = arithmeticSplit(seed, opts.heldOutSize ?? 50, { teacherNoise: 0.5, ...opts.task });
+  const data = join(dir, "data", "sft.jsonl");
+  if (!existsSync(data)) {
+    const rows = Array.from({ length: steps * batchSize }, () => {
+      const p = split.train();
+      return `${JSON.stringify({ prompt: p.prompt, completion: p.completion })}\n`;
+    });
+    mkdirSync(dirname(data), { recursive: true });
+    atomicWriteFileSync(data, rows.join(""));
+  }
+  const shape: TinyModelShape = { ...ARITHMETIC_SFT_MODEL, ...opts.model };
+  const init = await writeFreshCheckpoint(join(dir, "checkpoints", "init"), demoTokenizer(), shape, seed);
+  const config = parseSftConfig(
+    {
+      seed,
+      init,
+      data: { sources: [{ path: data, weight: 1 }], heldOutRows: 0 },
+      // Prompt + completion + EOS as plain text, the loss on the completion and EOS.
+      render: { template: "none" },
+      pack: { maxTokens: shape.maxPositions, packing: false },
+      train: { epochs: 1, shuffle: false, sequencesPerStep: batchSize, microSequences: batchSize },
+      optimizer: { lr: 3e-3, minLrRatio: 0.1, warmupSteps: 20, weightDecay: 0.01, beta2: 0.99, gradClip: 1 },
+      evalEvery: 0,
+      checkpointEvery: steps,
+    },
+    "arithmetic sft",
+  );
+  const r = await runSft({
+    config,
+    out,
+    resume: existsSync(join(out, "config.json")),
+    quiet: opts.quiet,
+    log: opts.log ?? (() => {}),
+  });
+  return r.checkpoint;
 }

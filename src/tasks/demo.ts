@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { loadModel } from "../model/checkpoint.js";
 import { tinyQwen3Config } from "../model/config.js";
 import { Qwen3Model } from "../model/qwen3.js";
-import { ByteTokenizer, type Tokenizer } from "../model/tokenizer.js";
+import type { Tokenizer } from "../model/tokenizer.js";
 import { type RlResult, runRl } from "../rl/trainer.js";
 import { generate } from "../rollout/generate.js";
 import { encodeConversation, type SftExample } from "../sft/data.js";
@@ -29,6 +29,9 @@ import {
   parseDemoConfig,
 } from "./demo-config.js";
 import { arithmeticRlTask } from "./rl-tasks.js";
+import { demoTokenizer } from "./tiny-model.js";
+
+export { demoTokenizer };
 
 /** What the demo measured, also written to `result.json` in the run directory. */
 export interface DemoResult {
@@ -100,14 +103,6 @@ interface TrainerState {
   step: number;
   accuracyBefore: number;
   firstLoss: number | null;
-}
-
-/** The demo's tokenizer: bytes plus an end-of-text token, so any character round-trips. */
-export function demoTokenizer(): ByteTokenizer {
-  return new ByteTokenizer({
-    addedTokens: [{ content: "<|endoftext|>", special: true }],
-    eosToken: "<|endoftext|>",
-  });
 }
 
 /** The supervised rows of problems: prompt + teacher completion + EOS as plain text, loss on the completion and EOS. */

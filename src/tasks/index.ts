@@ -1,13 +1,16 @@
 // Public API of src/tasks (re-exported from the package root).
 export type {
   ArithmeticProblem,
+  ArithmeticSftOptions,
   ArithmeticSplit,
   ArithmeticTaskOptions,
   ArithmeticVerdict,
 } from "./arithmetic.js";
 export {
   ARITHMETIC_ALPHABET,
+  ARITHMETIC_SFT_MODEL,
   arithmeticProblem,
+  arithmeticSftCheckpoint,
   arithmeticSplit,
   DEFAULT_ARITHMETIC_OPTIONS,
   sampleArithmeticProblem,
@@ -19,7 +22,6 @@ export {
   demoBatch,
   demoResultLine,
   demoRlResultLine,
-  demoTokenizer,
   evaluateArithmetic,
   runDemo,
 } from "./demo.js";
@@ -67,3 +69,5 @@ export {
   recipeTokenizer,
 } from "./recipe-task.js";
 export { arithmeticOptionsOf, arithmeticRlTask, rlTaskFromConfig } from "./rl-tasks.js";
+export type { TinyModelShape } from "./tiny-model.js";
+export { demoTokenizer, writeFreshCheckpoint } from "./tiny-model.js";

@@ -8,8 +8,8 @@ import { type Tokenizer, tokenizerFromFiles } from "../model/tokenizer.js";
 import { verifyMath } from "../rewards/math/verify.js";
 import { KLEAR_RL_RULES, type ScoredResponse, type ScoreProblem, scoreResponse } from "../rewards/score.js";
 import { PROMPT_STREAM, type RlPrompt, type RlTask, type RlTaskFactory } from "../rl/task.js";
-import { demoTokenizer } from "./demo.js";
 import { type RecipeProblem, type RecipeProblemOptions, recipeSplit } from "./recipe-problems.js";
+import { demoTokenizer } from "./tiny-model.js";
 
 /**
  * A chat template as short as a byte-level model needs: the user's text and a newline, then the assistant's

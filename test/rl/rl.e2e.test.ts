@@ -6,8 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RunDatabase } from "../../src/store/samples.js";
-import { runDemo } from "../../src/tasks/demo.js";
-import { parseDemoConfig } from "../../src/tasks/demo-config.js";
+import { arithmeticSftCheckpoint } from "../../src/tasks/arithmetic.js";
 
 // The CLI entry from source (tsx), so the test never runs a stale dist/ build.
 const CLI = ["--import", "tsx", "src/cli/main.ts"];
@@ -37,21 +36,8 @@ describe("klear rl (end to end)", () => {
   // A briefly supervised policy: the demo's model, untied embeddings, trained on a teacher that gets one
   // step wrong half the time, so its samples are right about half the time and RL has something to fix.
   before(async () => {
-    const sft = join(root, "sft");
-    // The arithmetic demo's library call (`klear demo` runs the recipe demo).
-    const config = parseDemoConfig(
-      {
-        train: { steps: 300, checkpointEvery: 300 },
-        task: { teacherNoise: 0.5, testSize: 50 },
-        model: { tieWordEmbeddings: false },
-        eval: { showSamples: 0 },
-        // The supervised phase only: this file's RL runs start from its checkpoint.
-        rl: { steps: 0 },
-      },
-      "rl.e2e.test",
-    );
-    await runDemo(config, { out: sft, quiet: true, log: () => {} });
-    init = join(sft, "checkpoints", "step-300");
+    // 300 steps × 32 rows, teacher noise 0.5, the d96 × 2 untied model (arithmeticSftCheckpoint's defaults).
+    init = await arithmeticSftCheckpoint(join(root, "sft"), { heldOutSize: 50, quiet: true });
     assert.ok(existsSync(join(init, "config.json")), `no checkpoint at ${init}`);
   });
 

@@ -6,8 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { loadModel } from "../../src/model/checkpoint.js";
 import { WeightVersions } from "../../src/rollout/handoff.js";
-import { runDemo } from "../../src/tasks/demo.js";
-import { parseDemoConfig } from "../../src/tasks/demo-config.js";
+import { arithmeticSftCheckpoint } from "../../src/tasks/arithmetic.js";
 import { SERVED_NAME, startVllm, type VllmUnderTest, vllmSkipReason } from "./vllm-harness.js";
 
 /**
@@ -52,22 +51,14 @@ describe("klear rl with rollouts from vLLM", { skip: skip ?? false, timeout: 1_5
     `--rollout.server.model=${SERVED_NAME}`,
   ];
 
-  // The e2e suite's starting policy (the arithmetic demo's model SFT'd on a noisy teacher), with head_dim 32 for vLLM's
+  // The e2e suite's starting policy (arithmeticSftCheckpoint: a tiny model SFT'd on a noisy teacher), with head_dim 32 for vLLM's
   // CPU attention; the server starts on a weights-only copy (a training checkpoint also holds AdamW's state).
   before(async () => {
-    const sft = join(root, "sft");
-    const config = parseDemoConfig(
-      {
-        train: { steps: 300, checkpointEvery: 300 },
-        task: { teacherNoise: 0.5, testSize: 50 },
-        model: { tieWordEmbeddings: false, headDim: 32 },
-        eval: { showSamples: 0 },
-        rl: { steps: 0 },
-      },
-      "rl.server.test",
-    );
-    await runDemo(config, { out: sft, quiet: true, log: () => {} });
-    init = join(sft, "checkpoints", "step-300");
+    init = await arithmeticSftCheckpoint(join(root, "sft"), {
+      heldOutSize: 50,
+      model: { headDim: 32 },
+      quiet: true,
+    });
     assert.ok(existsSync(join(init, "config.json")));
     const { model, tokenizer } = await loadModel(init);
     const served = await new WeightVersions({ dir: join(root, "serve") }).write(model, tokenizer, 0);

@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { loadModel } from "../../src/model/checkpoint.js";
 import {
   ARITHMETIC_ALPHABET,
   arithmeticProblem,
+  arithmeticSftCheckpoint,
   arithmeticSplit,
   sampleArithmeticProblem,
   verifyArithmetic,
@@ -84,5 +89,35 @@ describe("arithmetic task", () => {
   it("rejects bad options naming the field", () => {
     assert.throws(() => sampleArithmeticProblem(new Rng(1), { minTerms: 1 }), /minTerms/);
     assert.throws(() => sampleArithmeticProblem(new Rng(1), { teacherNoise: 2 }), /teacherNoise/);
+  });
+
+  it("arithmeticSftCheckpoint: a fresh tiny model through runSft on the noisy teacher's rows, held-out prompts never among them, reused once done", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "klear-arith-sft-"));
+    try {
+      const opts = {
+        steps: 3,
+        batchSize: 4,
+        heldOutSize: 20,
+        model: { hiddenSize: 16, intermediateSize: 32 },
+        quiet: true,
+      };
+      const ckpt = await arithmeticSftCheckpoint(dir, opts);
+      assert.equal(ckpt, join(dir, "sft", "checkpoints", "step-3"));
+      const { model, tokenizer } = await loadModel(ckpt);
+      assert.equal(model.config.hiddenSize, 16);
+      assert.equal(tokenizer.eosToken, "<|endoftext|>");
+      const rows = readFileSync(join(dir, "data", "sft.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      assert.equal(rows.length, 12);
+      const held = arithmeticSplit(0, 20, { teacherNoise: 0.5 }).heldOut;
+      assert.ok(rows.every((r) => !held.has(r.prompt) && typeof r.completion === "string"));
+      const mtime = statSync(join(ckpt, "model.safetensors")).mtimeMs;
+      assert.equal(await arithmeticSftCheckpoint(dir, opts), ckpt);
+      assert.equal(statSync(join(ckpt, "model.safetensors")).mtimeMs, mtime);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
