@@ -36,6 +36,21 @@ export {
   parseDemoConfig,
   resolveDemoConfig,
 } from "./demo-config.js";
+export type {
+  ExperimentLossSummary,
+  ExperimentOptions,
+  ExperimentResult,
+  ExperimentRunOutcome,
+} from "./experiment.js";
+export { experimentResultLine, runExperiment, writeExperimentReport } from "./experiment.js";
+export type { ExperimentConfig } from "./experiment-config.js";
+export {
+  describeExperimentConfig,
+  EXPERIMENT_PRESETS,
+  ExperimentConfigSchema,
+  parseExperimentConfig,
+  resolveExperimentConfig,
+} from "./experiment-config.js";
 export type { ExperimentAccuracy, ExperimentPhaseOptions, ExperimentRecipe } from "./experiment-recipe.js";
 export { recipeExperiment } from "./experiment-recipe.js";
 export type { RecipeDemoOptions, RecipeDemoResult, RecipeEvalSummary } from "./recipe-demo.js";
