@@ -83,6 +83,15 @@ export interface PolicyTrainer extends LogprobSource {
     opts: LogprobOptions,
     loss: (out: readonly SequenceLogprobs[]) => TokenGradients,
   ): Promise<void>;
+  /**
+   * `forwardBackward` for coefficients fixed before the pass (they do not depend on log π, as SFT's): a
+   * backend may then skip its extra forward. Returns the log-probs at the weights before the update, or
+   * null (the method absent alike) where that is no cheaper: the caller then uses `forwardBackward`.
+   */
+  forwardBackwardWithCoefficients?(
+    batch: readonly TrainingSequence[],
+    dLogp: readonly Float64Array[],
+  ): Promise<SequenceLogprobs[] | null>;
   /** Clips and applies the accumulated gradient, then clears it. */
   optimizerStep(opts: OptimizerStepOptions): Promise<OptimizerStepResult>;
   /** Writes weights, tokenizer and optimizer state into a checkpoint folder (`loadModel` reads the weights). */

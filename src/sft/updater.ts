@@ -13,7 +13,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { PolicyTrainer } from "../backend/types.js";
+import type { PolicyTrainer, SequenceLogprobs, TrainingSequence } from "../backend/types.js";
 import { AdamW, clipGradNorm } from "../engine/optim.js";
 import type { Qwen3Model } from "../model/qwen3.js";
 import type { Tokenizer } from "../model/tokenizer.js";
@@ -108,16 +108,15 @@ export function backendSftUpdater(
       for (let i = 0; i < bySize.length; i += micro) {
         const rows = rowsOf(bySize.slice(i, i + micro));
         if (rows.length === 0) continue;
-        await policy.forwardBackward(
-          rows.map((r) => r.sequence),
-          { temperature: 1 },
-          (out) => {
-            rows.forEach((r, k) => {
-              loss += maskedNll(r.mask, out[k].logp) / lossTokens;
-            });
-            return { dLogp: rows.map((r) => sftCoefficients(r.mask, lossTokens)) };
-          },
-        );
+        const batch = rows.map((r) => r.sequence);
+        const dLogp = rows.map((r) => sftCoefficients(r.mask, lossTokens));
+        // The coefficients do not depend on log π: a backend that can skips its extra forward.
+        const out =
+          (await policy.forwardBackwardWithCoefficients?.(batch, dLogp)) ??
+          (await forwardBackwardSeen(policy, batch, dLogp));
+        rows.forEach((r, k) => {
+          loss += maskedNll(r.mask, out[k].logp) / lossTokens;
+        });
         realTokens += rows.reduce((n, r) => n + r.tokens, 0);
       }
       // The backend pads (or not) on its own side: no padding is known here.
@@ -157,4 +156,18 @@ export function backendSftUpdater(
       },
     },
   };
+}
+
+/** `forwardBackward` with coefficients known in advance, returning the log-probs the backend computed. */
+async function forwardBackwardSeen(
+  policy: PolicyTrainer,
+  batch: readonly TrainingSequence[],
+  dLogp: readonly Float64Array[],
+): Promise<readonly SequenceLogprobs[]> {
+  let seen: readonly SequenceLogprobs[] = [];
+  await policy.forwardBackward(batch, { temperature: 1 }, (out) => {
+    seen = out;
+    return { dLogp };
+  });
+  return seen;
 }

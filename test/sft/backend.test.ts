@@ -129,13 +129,17 @@ describe("sft on a Tinker server (fake)", () => {
 
   /** The server requests of each optimizer step: the training forward_backward calls, then its optim_step. */
   function requestsPerStep(from: number) {
-    const steps: { fb: ForwardBackwardRequestMessage[]; optim: Record<string, unknown> }[] = [];
+    const steps: { fb: ForwardBackwardRequestMessage[]; forwards: number; optim: Record<string, unknown> }[] =
+      [];
     let fb: ForwardBackwardRequestMessage[] = [];
+    let forwards = 0;
     for (const l of server.log.slice(from)) {
-      if (l.route === "/api/v1/forward_backward" && l.fb && !l.fb.forwardOnly) fb.push(l.fb);
+      if (l.route === "/api/v1/forward_backward" && l.fb?.forwardOnly) forwards++;
+      else if (l.route === "/api/v1/forward_backward" && l.fb) fb.push(l.fb);
       if (l.route === "/api/v1/optim_step") {
-        steps.push({ fb, optim: l.json as Record<string, unknown> });
+        steps.push({ fb, forwards, optim: l.json as Record<string, unknown> });
         fb = [];
+        forwards = 0;
       }
     }
     return steps;
@@ -169,6 +173,12 @@ describe("sft on a Tinker server (fake)", () => {
         steps.some((st, k) => datumsPerStep[k].length > st.fb.length),
         "a packed sequence of several rows is several datums",
       );
+      // SkyRL: a forward per micro-batch for the current log-probs, then importance_sampling (ratio 1). A sum
+      // server: cross_entropy weighted by −c, whose answer carries the log-probs: no extra forward.
+      for (const st of steps.slice(1)) {
+        assert.equal(st.fb[0].lossFn, convention === "sum" ? "cross_entropy" : "importance_sampling");
+        assert.equal(st.forwards, convention === "sum" ? 0 : st.fb.length);
+      }
       let untrainedGaps = 0;
       const schedule = { kind: "cosine" as const, warmupSteps: 1, totalSteps: 4, minLrRatio: 0.5 };
       steps.forEach(({ fb, optim }, k) => {
@@ -181,7 +191,7 @@ describe("sft on a Tinker server (fake)", () => {
         );
         const coefficients = serverCoefficients(
           datums,
-          fb[0].lossFn as "importance_sampling",
+          fb[0].lossFn as "importance_sampling" | "cross_entropy",
           convention,
           current,
           datums.map(() => 0),

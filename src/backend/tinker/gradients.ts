@@ -103,6 +103,26 @@ export function exactGradientData(
 }
 
 /**
+ * `cross_entropy` datums whose gradient is Σ dLogp·∇log π on a `sum` server (hosted Tinker): ℓ_t = −w_t log π_t
+ * summed, so w_t = −c_t, any sign. Exact only there (SkyRL divides each datum by Σ_t w_t). It needs no
+ * current log-probs, so coefficients known before the pass (SFT's −mask/N) skip the extra forward.
+ */
+export function sumCrossEntropyData(rows: readonly Omit<CoefficientRow, "logp">[]): WireDatum[] {
+  return rows.map((row) => {
+    const { tokens, targets, responseStart } = datumTokens(row.promptTokens, row.responseTokens);
+    const weights = new Float32Array(targets.length);
+    for (let j = 0; j < row.responseTokens.length; j++) weights[responseStart + j] = -row.dLogp[j];
+    return {
+      tokens,
+      lossFnInputs: {
+        target_tokens: { dtype: "int64", data: targets },
+        weights: { dtype: "float32", data: weights },
+      },
+    };
+  });
+}
+
+/**
  * The coefficient on ∇log π of each response token that a server's documented loss formula gives for
  * `data`, evaluated at the server's current log-probs `currentLogp` (one array per datum, response tokens
  * only): the reference the unit tests check klear's inputs against. Losses: importance_sampling and

@@ -24,6 +24,7 @@ export {
   exactGradientData,
   forwardDatum,
   serverCoefficients,
+  sumCrossEntropyData,
   TINKER_LOSS_CONVENTIONS,
   type TinkerLossConvention,
 } from "./gradients.js";

@@ -45,6 +45,7 @@ import {
   datumTokens,
   exactGradientData,
   forwardDatum,
+  sumCrossEntropyData,
   type TinkerLossConvention,
 } from "./gradients.js";
 import type { WireDatum } from "./proto.js";
@@ -94,7 +95,17 @@ async function serverLogprobs(
   model: TinkerModel,
   batch: readonly TrainingSequence[],
 ): Promise<Float64Array[]> {
-  const out = await model.forward(batch.map((s) => forwardDatum(s.promptTokens, s.responseTokens)));
+  return responseLogprobs(
+    await model.forward(batch.map((s) => forwardDatum(s.promptTokens, s.responseTokens))),
+    batch,
+  );
+}
+
+/** The response tokens' log-probs out of a forward (or forward_backward) answer for `batch`. */
+function responseLogprobs(
+  out: Awaited<ReturnType<TinkerModel["forward"]>>,
+  batch: readonly TrainingSequence[],
+): Float64Array[] {
   return batch.map((s, r) => {
     const { responseStart } = datumTokens(s.promptTokens, s.responseTokens);
     const all = out.outputs[r].logprobs;
@@ -271,6 +282,21 @@ export class TinkerPolicyTrainer implements PolicyTrainer {
         dLogp: grads.dLogp[r],
       })),
     );
+  }
+
+  /**
+   * On a `sum` server the coefficients go out at once as `cross_entropy` weights, whose answer carries the
+   * log-probs: no separate forward. Elsewhere (SkyRL divides cross_entropy by each datum's weight sum) null:
+   * `forwardBackward`'s forward for the current log-probs, then `importance_sampling`, is the exact way.
+   */
+  async forwardBackwardWithCoefficients(
+    batch: readonly TrainingSequence[],
+    dLogp: readonly Float64Array[],
+  ): Promise<SequenceLogprobs[] | null> {
+    if (this.settings.lossConvention !== "sum") return null;
+    const data = sumCrossEntropyData(batch.map((s, r) => ({ ...s, dLogp: dLogp[r] })));
+    const out = await this.model.forwardBackward(data, "cross_entropy");
+    return responseLogprobs(out, batch).map((logp) => ({ logp }));
   }
 
   async optimizerStep(opts: OptimizerStepOptions): Promise<OptimizerStepResult> {
