@@ -21,4 +21,7 @@ case "$suite" in
   *) echo "unknown suite $suite (unit, conformance, e2e, browser, server, tinker)" >&2; exit 2 ;;
 esac
 if ((${#files[@]} == 0)); then echo "no $suite tests"; exit 0; fi
-exec node --import tsx --test --test-reporter=spec --test-concurrency="${KLEAR_TEST_CONCURRENCY:-2}" "${files[@]}"
+# Each tinker file starts its own SkyRL server (heavy JAX compiles): one at a time.
+concurrency=2
+[[ $suite == tinker ]] && concurrency=1
+exec node --import tsx --test --test-reporter=spec --test-concurrency="${KLEAR_TEST_CONCURRENCY:-$concurrency}" "${files[@]}"
