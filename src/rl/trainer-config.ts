@@ -5,6 +5,7 @@ import {
   ROLLOUT_BACKENDS,
   RolloutServerConfigSchema,
 } from "../rollout/server-config.js";
+import { WandbSectionSchema } from "../store/wandb-config.js";
 import {
   type ConfigLayers,
   type DeepPartial,
@@ -36,6 +37,7 @@ export const RlConfigSchema = z.strictObject({
     ),
   steps: z.number().int().positive().default(30).describe("training steps (one rollout batch each)"),
   backend: BackendSectionSchema,
+  wandb: WandbSectionSchema,
   task: z
     .strictObject({
       kind: z

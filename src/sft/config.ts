@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { BackendSectionSchema } from "../backend/tinker/config.js";
+import { WandbSectionSchema } from "../store/wandb-config.js";
 import {
   type ConfigLayers,
   type DeepPartial,
@@ -71,6 +72,7 @@ export const SftConfigSchema = z.strictObject({
     .default("")
     .describe("checkpoint folder training starts from (set by --init; kept so --resume needs nothing else)"),
   backend: BackendSectionSchema,
+  wandb: WandbSectionSchema,
   data: z
     .strictObject({
       sources: z

@@ -38,3 +38,11 @@ export {
   TensorBoardWriter,
   tensorBoardWriter,
 } from "./tensorboard.js";
+export {
+  finishRunLogging,
+  openRunLogging,
+  WANDB_STATE_FILE,
+  type WandbLoggerOptions,
+  WandbRunLogger,
+} from "./wandb.js";
+export { type WandbSection, WandbSectionSchema, wandbApiKey, wandbTarget } from "./wandb-config.js";

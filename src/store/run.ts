@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import { atomicWriteDir, atomicWriteJsonSync } from "../util/atomic.js";
 import { KlearError } from "../util/errors.js";
 import { scalarsOf, tensorBoardWriter } from "./tensorboard.js";
+import { logRunMetrics, openRunLogging } from "./wandb.js";
 
 /**
  * A run directory holds everything one training job produces, so a run can be inspected, reported on
@@ -82,6 +83,8 @@ export function appendMetrics(paths: RunPaths, record: { step: number } & Record
   // The same scalars as TensorBoard events (`tensorboard --logdir RUN`); KLEAR_TENSORBOARD=0 turns it off.
   if (process.env.KLEAR_TENSORBOARD !== "0")
     tensorBoardWriter(paths.dir).addScalars(record.step, scalarsOf(record));
+  // And to W&B when the run's config has a wandb.project (buffered, sent in the background: wandb.ts).
+  logRunMetrics(paths.dir, record);
 }
 
 /** All complete metrics records in order (a torn final line from a crash is skipped). */
@@ -196,10 +199,12 @@ export function resumeOrCreateRun<C>(opts: {
         ? `resuming ${opened.paths.dir} from step ${resumeFrom.step}`
         : `resuming ${opened.paths.dir}: no checkpoint yet, starting from step 0`,
     );
+    openRunLogging(opened.paths.dir, config, { log: opts.log });
     return { paths: opened.paths, config, resumeFrom };
   }
   const config = opts.create();
   const paths = createRun(opts.out, config);
   opts.log(`run directory: ${paths.dir}`);
+  openRunLogging(paths.dir, config, { log: opts.log });
   return { paths, config, resumeFrom: null };
 }

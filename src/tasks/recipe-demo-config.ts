@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { parseRlConfig, type RlConfig, RlConfigSchema } from "../rl/trainer-config.js";
 import { parseSftConfig, type SftConfig } from "../sft/config.js";
+import { WandbSectionSchema } from "../store/wandb-config.js";
 import {
   type ConfigLayers,
   type DeepPartial,
@@ -16,6 +17,7 @@ const {
   task: _rlTask,
   eval: _rlEval,
   steps: _rlSteps,
+  wandb: _rlWandb,
   ...RL_PASS_THROUGH
 } = RlConfigSchema.shape;
 
@@ -109,6 +111,7 @@ export const RecipeDemoConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe("phase 2: `klear rl` fields; seed, task and held-out eval come from the demo"),
+  wandb: WandbSectionSchema,
 });
 
 export type RecipeDemoConfig = z.infer<typeof RecipeDemoConfigSchema>;
@@ -182,6 +185,7 @@ export function recipeRlConfig(config: RecipeDemoConfig, init: string, seed = co
       steps: Math.max(1, rl.steps),
       seed,
       init,
+      wandb: config.wandb,
       task: {
         kind: "math",
         trainFile: "(the recipe task of klear demo)",
@@ -204,6 +208,7 @@ export function recipeSftConfig(config: RecipeDemoConfig, init: string, data: st
     {
       seed: config.seed,
       init,
+      wandb: config.wandb,
       data: { sources: [{ path: data, weight: 1 }], heldOutRows: 0 },
       render: { template: "chat" },
       pack: { maxTokens: config.model.maxPositions, packing: false },
