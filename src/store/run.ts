@@ -199,7 +199,7 @@ export function resumeOrCreateRun<C>(opts: {
         ? `resuming ${opened.paths.dir} from step ${resumeFrom.step}`
         : `resuming ${opened.paths.dir}: no checkpoint yet, starting from step 0`,
     );
-    openRunLogging(opened.paths.dir, config, { log: opts.log });
+    openRunLogging(opened.paths.dir, config, { log: opts.log, replay: () => readMetrics(opened.paths) });
     return { paths: opened.paths, config, resumeFrom };
   }
   const config = opts.create();

@@ -120,9 +120,10 @@ export class WandbClient {
     const tail = parseArray(bucket.historyTail)
       .map((line) => (typeof line === "string" ? parseObject(line) : {}))
       .pop();
-    const lastStep = numberOr(tail?._step, numberOr(summary._step, -1));
+    const historyLineCount = bucket.historyLineCount ?? 0;
+    const lastStep = numberOr(tail?._step, historyLineCount > 0 ? numberOr(summary._step, -1) : -1);
     const runtime = Math.max(numberOr(tail?._runtime, 0), numberOr(summary._runtime, 0));
-    return { historyLineCount: bucket.historyLineCount ?? 0, lastStep, runtime, summary };
+    return { historyLineCount, lastStep, runtime, summary };
   }
 
   async fileStream(entity: string, project: string, id: string, body: FileStreamBody): Promise<void> {

@@ -43,6 +43,8 @@ interface WandbState {
 export interface WandbLoggerOptions {
   /** One line on where the run logs (the run's log). */
   log?: (line: string) => void;
+  /** A resumed run's metrics.jsonl so far (see `WandbRunLogger.replay`). */
+  replay?: () => ({ step: number } & Record<string, unknown>)[];
   /** Problems (default console.warn): a wrong key, a rejected request, rows given up at the end. */
   warn?: (line: string) => void;
   /** How long rows wait to be batched (default 2000 ms). */
@@ -117,12 +119,22 @@ export class WandbRunLogger {
     return this.state.id;
   }
 
+  /**
+   * Buffers the records an earlier process of a resumed run logged but W&B may not have (a flush that
+   * gave up, a crash): those after the last step W&B confirmed; the server's answer filters the rest.
+   */
+  replay(records: ({ step: number } & Record<string, unknown>)[]): void {
+    if (!this.resumed) return;
+    for (const r of records) if (r.step > this.state.lastStep) this.log(r);
+  }
+
   /** Buffers one metrics record; never throws and never waits. */
   log(record: { step: number } & Record<string, unknown>): void {
     if (this.dead || this.finishing) return;
     const values = Object.fromEntries(scalarsOf(record));
     const now = Date.now() / 1000;
-    Object.assign(this.summary, values, { _step: record.step, _timestamp: now, _runtime: this.runtime() });
+    // `_step` enters the summary with its history row (commitOpenRow): a resumed run reads it as "W&B has this step".
+    Object.assign(this.summary, values, { _timestamp: now, _runtime: this.runtime() });
     this.summaryDirty = true;
     if (this.open && record.step === this.open.step) Object.assign(this.open.values, values);
     else if (record.step > Math.max(this.lastStepLogged, this.open?.step ?? Number.NEGATIVE_INFINITY)) {
@@ -177,6 +189,8 @@ export class WandbRunLogger {
       _timestamp: this.open.timestamp,
     };
     this.pending.push({ step: this.open.step, line: JSON.stringify(row) });
+    this.summary._step = this.open.step;
+    this.summaryDirty = true;
     this.lastStepLogged = this.open.step;
     this.open = null;
     if (this.pending.length > MAX_PENDING_LINES) {
@@ -444,6 +458,7 @@ export function openRunLogging(
           { ...names, config: config as Record<string, unknown> },
           opts,
         );
+        if (opts.replay) logger.replay(opts.replay());
         installExitHook();
       }
     }

@@ -4,8 +4,11 @@
  * `files/{entity}/{project}/{run}/file_stream` as the wandb SDK uses them, with history lines written at
  * their offset (as the real server does), plus fault injection (`failNext`, `hang`).
  */
+
+import { readdirSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 
 export interface FakeRequest {
   path: string;
@@ -159,5 +162,13 @@ function readBody(req: IncomingMessage): Promise<string> {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => done(Buffer.concat(chunks).toString("utf8")));
+  });
+}
+
+/** Every file under `dir` (to check that no file holds the API key). */
+export function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    return statSync(p).isDirectory() ? filesUnder(p) : [p];
   });
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -12,7 +12,7 @@ import {
 } from "../../src/store/run.js";
 import { finishRunLogging, openRunLogging, WANDB_STATE_FILE } from "../../src/store/wandb.js";
 import { WandbSectionSchema, wandbApiKey, wandbTarget } from "../../src/store/wandb-config.js";
-import { FakeWandb } from "./wandb-fake.js";
+import { FakeWandb, filesUnder } from "./wandb-fake.js";
 
 // W&B is a hosted service this machine cannot reach: these tests run the protocol against a local fake.
 const KEY = "secret-key-0123456789abcdef0123456789abcdef";
@@ -49,12 +49,6 @@ function newRun(config: Record<string, unknown> = configFor()) {
 }
 function stateOf(dir: string): { id: string } {
   return JSON.parse(readFileSync(join(dir, WANDB_STATE_FILE), "utf8"));
-}
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? filesUnder(p) : [p];
-  });
 }
 
 test("a run is created with its config; history rows carry metrics.jsonl's steps; summary; complete", async () => {
@@ -217,6 +211,39 @@ test("a hanging server never blocks logging, and the end waits at most flushSeco
   assert.ok(
     lines.some((l) => /WARN W&B: gave up after 0.3 s/.test(l)),
     lines.join("\n"),
+  );
+});
+
+test("rows a process could not send reach W&B when the run is resumed", async () => {
+  const dir = join(root, "gave-up");
+  const config = configFor({ flushSeconds: 0.2 });
+  const open = () =>
+    resumeOrCreateRun({
+      out: dir,
+      resume: existsSync(join(dir, "config.json")),
+      log: () => {},
+      parse: (v) => v as typeof config,
+      create: () => config,
+    });
+  const first = open();
+  appendMetrics(first.paths, { step: 1, loss: 3 });
+  await new Promise((r) => setTimeout(r, 100));
+  fake.hang = true;
+  for (let step = 2; step <= 4; step++) appendMetrics(first.paths, { step, loss: 4 - step });
+  try {
+    await finishRunLogging(dir, 0);
+  } finally {
+    fake.hang = false;
+  }
+  const id = stateOf(dir).id;
+  assert.ok(fake.rows(id).length < 4);
+  const second = open();
+  truncateMetricsAfter(second.paths, 4);
+  for (let step = 5; step <= 6; step++) appendMetrics(second.paths, { step, loss: 0 });
+  await finishRunLogging(dir, 0);
+  assert.deepEqual(
+    fake.rows(id).map((r) => r._step),
+    [1, 2, 3, 4, 5, 6],
   );
 });
 
